@@ -1,0 +1,63 @@
+"""Checks on the arguments every dlviz tool shares, with errors that say what was expected."""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["as_image_batch", "restore_batch", "check_targets"]
+
+
+def as_image_batch(x, name: str = "x", *, check_range: bool = True, channels: tuple[int, ...] | None = None,
+                   ) -> tuple[torch.Tensor, bool]:
+    """Validate images and return ``(batch, was_single)``: ``batch`` is (N, C, H, W), ``was_single`` says that a
+    single (C, H, W) image was given (undo with :func:`restore_batch`). The caller's tensor is never modified:
+    the result is a view, so callers that write into it must clone first.
+
+    Raises TypeError for a non-tensor or a non-floating tensor, ValueError for another number of dimensions,
+    values outside [0, 1] (when ``check_range``), NaN/inf values, or a channel count not in ``channels``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of images, shape (N, C, H, W) or (C, H, W) with values in "
+                        f"[0, 1]; got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}; "
+                        f"convert uint8 images with x.float() / 255")
+    if x.dim() == 3:
+        batch, single = x.unsqueeze(0), True
+    elif x.dim() == 4:
+        batch, single = x, False
+    else:
+        raise ValueError(f"{name} must be images of shape (N, C, H, W) or a single (C, H, W) image; "
+                         f"got shape {tuple(x.shape)}")
+    if batch.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if channels is not None and batch.shape[1] not in channels:
+        raise ValueError(f"{name} must have {' or '.join(map(str, channels))} channels, got {batch.shape[1]} "
+                         f"(shape {tuple(x.shape)})")
+    if not torch.isfinite(batch).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if check_range:
+        lo, hi = float(batch.min()), float(batch.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"{name} must have values in [0, 1] (normalization belongs inside the model); "
+                             f"got values in [{lo:.3g}, {hi:.3g}]")
+    return batch, single
+
+
+def restore_batch(batch: torch.Tensor, single: bool) -> torch.Tensor:
+    """Undo :func:`as_image_batch`'s added batch dimension."""
+    return batch[0] if single else batch
+
+
+def check_targets(target, n: int, num_classes: int | None = None, name: str = "target") -> torch.Tensor:
+    """An int or one int per image as an int64 tensor of shape (n,); out-of-range classes raise ValueError."""
+    t = torch.as_tensor(target)
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must be an int class index or one per image, got dtype {t.dtype}")
+    t = t.long().reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise ValueError(f"{name} must be an int or have one entry per image ({n}), got {t.numel()} entries")
+    if num_classes is not None and (bool((t < 0).any()) or bool((t >= num_classes).any())):
+        raise ValueError(f"{name} must be class indices in [0, {num_classes - 1}], got {t.tolist()}")
+    return t.clone()

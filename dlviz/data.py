@@ -1,0 +1,272 @@
+"""The course's datasets, offline first.
+
+Every loader looks for its files in one data folder, chosen in this order:
+
+1. the ``root`` argument,
+2. the ``DLVIZ_DATA`` environment variable,
+3. the repository's ``datasets/`` folder (or ``~/.cache/dlviz`` when dlviz is installed outside a checkout).
+
+Files that are there are verified by MD5 before use; a file whose checksum does not match is reported with its
+path and never used (and never deleted: it may be the user's). Files that are missing are downloaded from the
+sources torchvision and the original authors publish, into a ``.part`` file that only takes the real name once
+its checksum matches, so an interrupted download never leaves a partial file in place. Without a network the
+loaders fail within seconds and say which files are missing, where they were looked for, and how to provide them.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["mnist", "fashion_mnist", "tiny_shakespeare", "sample_image", "data_root", "tensors",
+           "DataNotFoundError", "ChecksumError", "SKIMAGE_IMAGES", "PAINTINGS"]
+
+NETWORK_TIMEOUT_S = 10.0  # per connection attempt; offline machines fail at name resolution, well within this
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A dataset's files are neither in the data folder nor downloadable."""
+
+
+class ChecksumError(RuntimeError):
+    """A data file exists but its content is not the published file."""
+
+
+# --- where the data lives -------------------------------------------------------------------------------------
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data folder: ``root`` if given, else ``$DLVIZ_DATA``, else the repository's ``datasets/`` folder."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get("DLVIZ_DATA"):
+        return Path(os.environ["DLVIZ_DATA"]).expanduser()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").exists() and (checkout / "datasets").is_dir():
+        return checkout / "datasets"
+    return Path.home() / ".cache" / "dlviz"
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_verified: set[tuple[str, int, int, str]] = set()  # (path, size, mtime, md5) already checked in this process
+
+
+def _verify(path: Path, md5: str) -> None:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, md5)
+    if key in _verified:
+        return
+    actual = _md5(path)
+    if actual == md5:
+        _verified.add(key)
+    else:
+        raise ChecksumError(
+            f"{path} is not the published file (md5 {actual}, expected {md5}). It was not used and was left in "
+            f"place; move it away or replace it with the original file, then try again.")
+
+
+def _download(urls: list[str], target: Path, md5: str) -> None:
+    """Fetch ``target`` from the first URL that works; it appears only complete and verified."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    errors = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT_S) as response, open(partial, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+            if _md5(partial) != md5:
+                raise ChecksumError(f"download from {url} does not match md5 {md5}")
+            os.replace(partial, target)
+            return
+        except (urllib.error.URLError, OSError, ChecksumError, ValueError) as error:
+            errors.append(f"{url}: {error}")
+        finally:
+            # our own partial file, never a user's: a later attempt starts afresh
+            partial.unlink(missing_ok=True)
+    raise DataNotFoundError("could not download " + target.name + ":\n  " + "\n  ".join(errors))
+
+
+def _missing_error(what: str, folder: Path, missing: list[str], reason: str) -> DataNotFoundError:
+    listing = "\n  ".join(str(folder / name) for name in missing)
+    return DataNotFoundError(
+        f"{what}: these files are missing and could not be downloaded ({reason}):\n  {listing}\n"
+        f"Searched in {folder}. Put the original files there, or point DLVIZ_DATA to a folder that has them "
+        f"(for example: export DLVIZ_DATA=/path/to/datasets), or run once with a network connection.")
+
+
+def _ensure(what: str, folder: Path, files: dict[str, tuple[str, list[str]]], download: bool) -> None:
+    """Make every ``name -> (md5, urls)`` in ``files`` present and verified in ``folder``."""
+    missing = []
+    for name, (md5, _) in files.items():
+        path = folder / name
+        if path.exists():
+            _verify(path, md5)
+        else:
+            missing.append(name)
+    if not missing:
+        return
+    if not download:
+        raise _missing_error(what, folder, missing, "download=False")
+    for name in missing:
+        md5, urls = files[name]
+        try:
+            _download(urls, folder / name, md5)
+        except DataNotFoundError as error:
+            raise _missing_error(what, folder, missing, str(error).splitlines()[-1].strip()) from error
+        except PermissionError as error:
+            raise _missing_error(what, folder, missing, f"{folder} is not writable") from error
+
+
+# --- MNIST and Fashion-MNIST ----------------------------------------------------------------------------------
+
+# MD5 of the uncompressed IDX files that torchvision reads (the .gz checksums come from torchvision itself).
+_IDX_MD5 = {
+    "MNIST": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "FashionMNIST": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
+
+
+def _idx_dataset(cls, train: bool, root, transform, download: bool):
+    """Verify (or fetch and unpack) the IDX files torchvision's ``cls`` reads, then build the dataset."""
+    base = data_root(root)
+    raw = base / cls.__name__ / "raw"
+    # torchvision checks that all four files exist, whichever split is asked for
+    for gz_name, gz_md5 in cls.resources:
+        idx_name = gz_name[:-3]
+        idx_md5 = _IDX_MD5[cls.__name__][idx_name]
+        if (raw / idx_name).exists():
+            _verify(raw / idx_name, idx_md5)
+            continue
+        _ensure(cls.__name__, raw, {gz_name: (gz_md5, [m + gz_name for m in cls.mirrors])}, download)
+        partial = raw / (idx_name + ".part")
+        try:
+            with gzip.open(raw / gz_name, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            _verify(partial, idx_md5)
+            os.replace(partial, raw / idx_name)
+        finally:
+            partial.unlink(missing_ok=True)
+    if transform is None:
+        from torchvision.transforms import ToTensor
+        transform = ToTensor()
+    return cls(str(base), train=train, transform=transform, download=False)
+
+
+def mnist(train: bool = True, root=None, transform=None, download: bool = True):
+    """MNIST handwritten digits (LeCun et al. 1998) as a torchvision dataset.
+
+    Items are ``(image, label)``: a float tensor of shape (1, 28, 28) with values in [0, 1] and an int in 0..9,
+    unless ``transform`` is given (it then receives the PIL image). 60,000 training and 10,000 test items.
+    """
+    from torchvision.datasets import MNIST
+    return _idx_dataset(MNIST, train, root, transform, download)
+
+
+def fashion_mnist(train: bool = True, root=None, transform=None, download: bool = True):
+    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017), same format as :func:`mnist`; ``dataset.classes`` names the 10 labels."""
+    from torchvision.datasets import FashionMNIST
+    return _idx_dataset(FashionMNIST, train, root, transform, download)
+
+
+def tensors(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A torchvision MNIST-style dataset as two tensors, fast: images (N, 1, 28, 28) float in [0, 1], labels (N,) int64.
+
+    Reads the decoded arrays directly instead of going item by item through PIL, which is ~100x faster.
+    ``limit`` keeps the first ``limit`` items. Only for datasets built without a transform.
+    """
+    if not hasattr(dataset, "data") or not hasattr(dataset, "targets"):
+        raise TypeError(f"expected a torchvision MNIST-style dataset with .data and .targets, got {type(dataset).__name__}")
+    data, targets = dataset.data[:limit], torch.as_tensor(dataset.targets[:limit])
+    return data.unsqueeze(1).float().div_(255), targets.long()
+
+
+# --- Tiny Shakespeare -----------------------------------------------------------------------------------------
+
+_SHAKESPEARE = ("input.txt", "6fb458f1232090904fb40fe944165e91",
+                ["https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"])
+
+
+def tiny_shakespeare(root=None, download: bool = True) -> str:
+    """Karpathy's Tiny Shakespeare (char-rnn): 1,115,394 characters of plays as one string."""
+    name, md5, urls = _SHAKESPEARE
+    folder = data_root(root) / "tinyshakespeare"
+    _ensure("Tiny Shakespeare", folder, {name: (md5, urls)}, download)
+    return (folder / name).read_text(encoding="utf-8")
+
+
+# --- images ---------------------------------------------------------------------------------------------------
+
+#: Photographs shipped inside scikit-image (no download needed).
+SKIMAGE_IMAGES = ("astronaut", "chelsea", "coffee", "camera", "rocket", "coins", "moon", "clock",
+                  "immunohistochemistry", "hubble_deep_field", "colorwheel")
+
+_NEURAL_STYLE = "https://raw.githubusercontent.com/jcjohnson/neural-style/07c4b8299f8fbdafec0c514fc820ff1d7ff62e46/examples/inputs/"
+#: Public-domain paintings: file name, md5, download sources.
+PAINTINGS = {
+    "starry_night": ("starry_night.jpg", "ff217acb6db32785b8651a0e316aeab3", [_NEURAL_STYLE + "starry_night.jpg"]),
+    "the_scream": ("the_scream.jpg", "619b4f42c84d2b62d3518fb20fa619c2", [_NEURAL_STYLE + "the_scream.jpg"]),
+    "shipwreck_of_the_minotaur": ("shipwreck_of_the_minotaur.jpg", "a43d815f29ea01ba10a1f9d7293c6218",
+                                  [_NEURAL_STYLE + "shipwreck.jpg"]),
+    "great_wave_off_kanagawa": ("great_wave_off_kanagawa.jpg", "7cf99be7a51110a9521f5396d8a1400a",
+                                ["https://raw.githubusercontent.com/pytorch/examples/"
+                                 "8a2133809215b59ebbda9777a24239548cc4654f/fast_neural_style/images/wave.jpg"]),
+}
+
+
+def sample_image(name: str, size: int | tuple[int, int] | None = None, root=None, download: bool = True) -> Image.Image:
+    """An RGB PIL image: a scikit-image photo (``SKIMAGE_IMAGES``) or a public-domain painting (``PAINTINGS``).
+
+    ``size``: an int resizes the shorter side to ``size`` pixels keeping the aspect ratio (as torchvision's
+    ``Resize``); a pair ``(height, width)`` resizes to exactly that; None keeps the original size.
+    """
+    if name in PAINTINGS:
+        filename, md5, urls = PAINTINGS[name]
+        folder = data_root(root) / "images"
+        _ensure(f"painting {name!r}", folder, {filename: (md5, urls)}, download)
+        with Image.open(folder / filename) as f:
+            image = f.convert("RGB")
+    elif name in SKIMAGE_IMAGES:
+        import skimage.data
+        array = getattr(skimage.data, name)()
+        image = Image.fromarray(np.asarray(array)).convert("RGB")
+    else:
+        import difflib
+        known = sorted(SKIMAGE_IMAGES + tuple(PAINTINGS))
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown sample image {name!r}.{hint} Known images: {', '.join(known)}")
+    if size is None:
+        return image
+    if isinstance(size, int):
+        if size <= 0:
+            raise ValueError(f"size must be positive, got {size}")
+        w, h = image.size
+        scale = size / min(w, h)
+        return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
+    if len(size) != 2 or min(size) <= 0:
+        raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
+    return image.resize((int(size[1]), int(size[0])), Image.Resampling.BICUBIC)

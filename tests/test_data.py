@@ -1,0 +1,231 @@
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import time
+import urllib.error
+
+import pytest
+import torch
+
+from dlviz import data
+
+
+# --- the real files ---------------------------------------------------------------------------------------------
+
+def test_mnist_test_split(data_dir):
+    ds = data.mnist(train=False, root=data_dir)
+    assert len(ds) == 10_000
+    image, label = ds[0]
+    assert label == 7
+    assert image.shape == (1, 28, 28) and image.dtype == torch.float32
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+
+
+def test_fashion_mnist_train_split(data_dir):
+    ds = data.fashion_mnist(train=True, root=data_dir)
+    assert len(ds) == 60_000
+    assert ds.classes[ds[0][1]] == "Ankle boot"
+
+
+def test_transform_is_used(data_dir):
+    ds = data.mnist(train=False, root=data_dir, transform=lambda im: im.size)
+    assert ds[0][0] == (28, 28)
+
+
+def test_tensors_match_items(data_dir):
+    ds = data.mnist(train=False, root=data_dir)
+    x, y = data.tensors(ds, limit=50)
+    assert x.shape == (50, 1, 28, 28) and y.shape == (50,) and y.dtype == torch.int64
+    for i in (0, 17, 49):
+        torch.testing.assert_close(x[i], ds[i][0])
+        assert int(y[i]) == ds[i][1]
+
+
+def test_tensors_rejects_other_datasets():
+    with pytest.raises(TypeError, match="MNIST-style"):
+        data.tensors([(torch.zeros(1), 0)])
+
+
+def test_tiny_shakespeare(data_dir):
+    text = data.tiny_shakespeare(root=data_dir)
+    assert len(text) == 1_115_394
+    assert text.startswith("First Citizen:")
+
+
+def test_dlviz_data_environment_variable(data_dir, monkeypatch):
+    monkeypatch.setenv("DLVIZ_DATA", str(data_dir))
+    assert data.data_root() == data_dir
+    assert len(data.mnist(train=False)) == 10_000
+
+
+def test_root_argument_wins_over_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLVIZ_DATA", "/nonexistent")
+    assert data.data_root(tmp_path) == tmp_path
+
+
+@pytest.mark.parametrize("name", ["starry_night", "the_scream", "great_wave_off_kanagawa", "shipwreck_of_the_minotaur"])
+def test_paintings(data_dir, name):
+    image = data.sample_image(name, root=data_dir)
+    assert image.mode == "RGB" and min(image.size) > 100
+
+
+def test_skimage_photo_and_sizes():
+    image = data.sample_image("astronaut")
+    assert image.size == (512, 512) and image.mode == "RGB"
+    assert data.sample_image("coffee", size=100).size == (150, 100)  # shorter side 100, aspect kept
+    assert data.sample_image("chelsea", size=(64, 80)).size == (80, 64)  # (height, width)
+
+
+def test_unknown_image_suggests_close_names():
+    with pytest.raises(ValueError, match="starry_night"):
+        data.sample_image("stary_night")
+
+
+@pytest.mark.parametrize("size", [0, -3, (10,), (0, 5)])
+def test_bad_sizes(size):
+    with pytest.raises(ValueError, match="size"):
+        data.sample_image("astronaut", size=size)
+
+
+# --- offline, missing and corrupted files -----------------------------------------------------------------------
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: every connection attempt fails at once, as on a machine without DNS."""
+    calls = []
+
+    def refuse(url, timeout=None):
+        calls.append((url, timeout))
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
+    return calls
+
+
+def test_missing_files_offline_fail_fast_and_name_the_folder(tmp_path, monkeypatch, offline):
+    monkeypatch.setenv("DLVIZ_DATA", str(tmp_path))
+    start = time.perf_counter()
+    with pytest.raises(data.DataNotFoundError) as error:
+        data.mnist()
+    assert time.perf_counter() - start < 5
+    message = str(error.value)
+    assert str(tmp_path) in message and "DLVIZ_DATA" in message and "train-images-idx3-ubyte.gz" in message
+    assert offline and all(timeout == data.NETWORK_TIMEOUT_S for _, timeout in offline)
+    assert not any(tmp_path.rglob("*.part"))
+
+
+def test_really_offline_fails_within_seconds(tmp_path):
+    """Without mocks: on a machine without network the real download attempt gives up within its timeout."""
+    if _network_available():
+        pytest.skip("this machine has a network; the mocked offline test above covers the logic")
+    start = time.perf_counter()
+    with pytest.raises(data.DataNotFoundError, match=str(tmp_path)):
+        data.tiny_shakespeare(root=tmp_path)
+    assert time.perf_counter() - start < 2 * data.NETWORK_TIMEOUT_S
+
+
+def _network_available() -> bool:
+    import socket
+    try:
+        socket.create_connection(("raw.githubusercontent.com", 443), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_download_false_never_touches_the_network(tmp_path, offline):
+    with pytest.raises(data.DataNotFoundError, match="download=False"):
+        data.fashion_mnist(root=tmp_path, download=False)
+    assert offline == []
+
+
+def _copy_mnist(data_dir, tmp_path, names):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in names:
+        shutil.copy(data_dir / "MNIST" / "raw" / name, raw / name)
+    return raw
+
+
+ALL_IDX = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+def test_corrupted_file_is_reported_and_kept(data_dir, tmp_path, offline):
+    raw = _copy_mnist(data_dir, tmp_path, ALL_IDX)
+    victim = raw / "t10k-labels-idx1-ubyte"
+    content = bytearray(victim.read_bytes())
+    content[100] ^= 0xFF
+    victim.write_bytes(bytes(content))
+    with pytest.raises(data.ChecksumError) as error:
+        data.mnist(train=False, root=tmp_path)
+    assert str(victim) in str(error.value)
+    assert victim.read_bytes() == bytes(content)  # the user's file is never deleted or changed
+
+
+def test_compressed_files_are_verified_and_unpacked(data_dir, tmp_path, offline):
+    _copy_mnist(data_dir, tmp_path, [n + ".gz" for n in ALL_IDX])
+    ds = data.mnist(train=False, root=tmp_path)
+    assert len(ds) == 10_000 and ds[0][1] == 7
+    assert offline == []
+
+
+def test_corrupted_compressed_file_is_not_unpacked(data_dir, tmp_path, offline):
+    raw = _copy_mnist(data_dir, tmp_path, [n + ".gz" for n in ALL_IDX])
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"not the labels"))
+    with pytest.raises(data.ChecksumError, match="t10k-labels-idx1-ubyte.gz"):
+        data.mnist(train=False, root=tmp_path)
+    assert not (raw / "t10k-labels-idx1-ubyte").exists()
+
+
+class _Response(io.BytesIO):
+    """A urlopen() response that delivers ``payload`` and then, optionally, breaks off."""
+
+    def __init__(self, payload, fail_after=None):
+        super().__init__(payload)
+        self.fail_after = fail_after
+
+    def read(self, size=-1):
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise ConnectionResetError("connection reset by peer")
+        return super().read(size if self.fail_after is None else min(size if size > 0 else 1 << 30, 1000))
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_interrupted_download_leaves_no_partial_file_then_resumes(data_dir, tmp_path, monkeypatch):
+    payload = (data_dir / "tinyshakespeare" / "input.txt").read_bytes()
+    attempts = []
+
+    def broken(url, timeout=None):
+        attempts.append(url)
+        return _Response(payload, fail_after=50_000)
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", broken)
+    with pytest.raises(data.DataNotFoundError, match="connection reset"):
+        data.tiny_shakespeare(root=tmp_path)
+    folder = tmp_path / "tinyshakespeare"
+    assert attempts and sorted(p.name for p in folder.iterdir()) == []  # neither input.txt nor input.txt.part
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout=None: _Response(payload))
+    assert len(data.tiny_shakespeare(root=tmp_path)) == 1_115_394
+    assert sorted(p.name for p in folder.iterdir()) == ["input.txt"]
+
+
+def test_download_with_wrong_checksum_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout=None: _Response(b"an impostor"))
+    with pytest.raises(data.DataNotFoundError, match="does not match"):
+        data.sample_image("starry_night", root=tmp_path)
+    assert list((tmp_path / "images").iterdir()) == []
+
+
+def test_checksums_in_the_table_are_the_published_ones(data_dir):
+    """The table's MD5s agree with the shared reference copies (and with torchvision's own .gz list)."""
+    from torchvision.datasets import MNIST
+    for name, md5 in MNIST.resources:
+        assert hashlib.md5((data_dir / "MNIST" / "raw" / name).read_bytes()).hexdigest() == md5
+    for name, md5 in data._IDX_MD5["MNIST"].items():
+        assert hashlib.md5((data_dir / "MNIST" / "raw" / name).read_bytes()).hexdigest() == md5
+    assert os.path.basename(data.PAINTINGS["starry_night"][0]) == "starry_night.jpg"

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Re-execute course notebooks in place, top to bottom, and report each one's time and peak memory.
+
+Usage (from the repository root, in the test environment):
+    python tools/run_notebooks.py                 # every notebook in notebooks/
+    python tools/run_notebooks.py notebooks/03_cnn.ipynb
+
+Each notebook runs in a fresh kernel started from its own folder, with widget state not stored, so the
+committed file passes ``../shared/tools/check_notebooks.py`` and nbval. A notebook that raises is not written.
+Peak memory is the kernel's maximum resident set size.
+"""
+import argparse
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+
+def run_one(path: pathlib.Path, timeout: int) -> None:
+    """Execute one notebook in place (called in a child process so that its kernel's memory can be measured)."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=pathlib.Path)
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.notebooks[0], args.timeout)
+        # the largest finished child of this process is the kernel; ru_maxrss is in kB on Linux
+        print(f"PEAK_KB={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+        return 0
+    notebooks = args.notebooks or sorted(pathlib.Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    failed = 0
+    print(f"{'notebook':40s} {'time':>8s} {'peak memory':>12s}")
+    for notebook in notebooks:
+        start = time.perf_counter()
+        child = subprocess.run([sys.executable, __file__, "--one", "--timeout", str(args.timeout), str(notebook)],
+                               capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        peak = next((int(line[8:]) for line in child.stdout.splitlines() if line.startswith("PEAK_KB=")), 0) / 1024
+        status = "" if child.returncode == 0 else "  FAILED"
+        print(f"{notebook.name:40s} {seconds:7.0f}s {peak:9.0f} MB{status}", flush=True)
+        if child.returncode:
+            failed += 1
+            print(child.stderr[-3000:], file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
