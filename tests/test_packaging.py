@@ -20,7 +20,8 @@ def runtime() -> set[str]:
 
 def conda_packages() -> set[str]:
     names = set()
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    dependencies = (ROOT / "environment.yml").read_text().split("\ndependencies:\n", 1)[1]
+    for line in dependencies.splitlines():
         match = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)
         if match and match.group(1) not in ("python", "pip"):
             names.add(CONDA_NAMES.get(name(match.group(1)), name(match.group(1))))
