@@ -2,15 +2,24 @@
 
 Nothing here touches the network at import time; datasets and weights are resolved when asked for.
 """
-from . import data, plot, train
-from .train import device, evaluate, fit, seed, History
+from . import adversarial, attribution, data, dream, hooks, plot, style, text, train, zoo
+from .adversarial import fgsm, fooling_images, pgd
+from .attribution import deconvnet, guided_backprop, occlusion, saliency, top_activations
+from .dream import deepdream
+from .hooks import activations
+from .style import style_transfer
+from .train import History, device, evaluate, fit, seed
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "plot", "train", "device", "evaluate", "fit", "seed", "History", "__version__"]
-from . import text, zoo
-from . import attribution, hooks
-from .hooks import activations
-from .attribution import deconvnet, guided_backprop, occlusion, saliency, top_activations
-__all__ += ["attribution", "hooks", "activations", "deconvnet", "guided_backprop", "occlusion", "saliency",
-            "top_activations"]
+__all__ = [
+    # modules
+    "adversarial", "attribution", "data", "dream", "hooks", "plot", "style", "text", "train", "zoo",
+    # training
+    "History", "device", "evaluate", "fit", "seed",
+    # seeing inside a network
+    "activations", "saliency", "guided_backprop", "deconvnet", "occlusion", "top_activations",
+    # making images
+    "deepdream", "fgsm", "pgd", "fooling_images", "style_transfer",
+    "__version__",
+]

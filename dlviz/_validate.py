@@ -33,10 +33,11 @@ def as_image_batch(x, name: str = "x", *, check_range: bool = True, channels: tu
     if channels is not None and batch.shape[1] not in channels:
         raise ValueError(f"{name} must have {' or '.join(map(str, channels))} channels, got {batch.shape[1]} "
                          f"(shape {tuple(x.shape)})")
-    if not torch.isfinite(batch).all():
+    values = batch.detach()  # checks only: no autograd warnings, nothing recorded on the caller's graph
+    if not torch.isfinite(values).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     if check_range:
-        lo, hi = float(batch.min()), float(batch.max())
+        lo, hi = float(values.min()), float(values.max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(f"{name} must have values in [0, 1] (normalization belongs inside the model); "
                              f"got values in [{lo:.3g}, {hi:.3g}]")

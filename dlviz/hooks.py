@@ -1,6 +1,8 @@
-"""Layers named the way users name them, and model state that dlviz calls leave as they found it.
+"""Layers named the way users name them, model state that dlviz calls leave as they found it, capturing
+activations, and overriding the backward pass of every ReLU.
 
-A layer is given as its ``named_modules()`` name (``"features.7"``) or as the module itself.
+A layer is given as its ``named_modules()`` name (``"features.7"``) or as the module itself. Every hook and
+override set here is removed when its ``with`` block ends, also when the block raises.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import difflib
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from ._validate import as_image_batch
 
 __all__ = ["resolve_layer", "preserved", "model_device", "capture", "Capture", "activations", "relu_backward"]
 
@@ -97,8 +101,9 @@ class _StopForward(Exception):
 class Capture(dict):
     """Layer outputs recorded by :func:`capture`: a dict ``{name: tensor}``, filled by every forward pass.
 
-    ``calls[name]`` counts how often the layer ran in the last pass (a module reused several times, such as
-    ResNet's shared ReLU, keeps the output of its last call). ``capture(x)`` runs the model and returns the dict.
+    Each forward pass of the model replaces the previous pass's outputs. ``calls[name]`` counts how often the
+    layer ran in the last pass; a module that runs several times in one pass (a reused module, such as ResNet's
+    shared ReLU) keeps the output of its first call. ``cap(x)`` runs the model and returns the dict.
     """
 
     def __init__(self, model: nn.Module, names: list[str], stop: bool):
@@ -108,17 +113,20 @@ class Capture(dict):
 
     def __call__(self, x) -> dict:
         """Run ``model(x)`` (ending it early after the last requested layer when ``stop``) and return the dict."""
-        self.clear()
-        self.calls = {name: 0 for name in self.names}
         try:
             self.model(x)
         except _StopForward:
             pass
         return self
 
+    def _new_pass(self, module, inputs):
+        self.clear()
+        self.calls = {name: 0 for name in self.names}
+
     def _hook(self, name: str, detach: bool):
         def hook(module, inputs, output):
-            self[name] = _snapshot(output, detach)
+            if self.calls[name] == 0:
+                self[name] = _snapshot(output, detach)
             self.calls[name] += 1
             if self.stop and all(self.calls.values()):
                 raise _StopForward
@@ -151,6 +159,7 @@ def capture(model: nn.Module, layers, *, detach: bool = True, stop: bool = False
     cap = Capture(model, [name for name, _ in resolved], stop)
     handles = []
     try:
+        handles.append(model.register_forward_pre_hook(cap._new_pass))
         for name, module in resolved:
             handles.append(module.register_forward_hook(cap._hook(name, detach)))
         yield cap
@@ -169,11 +178,10 @@ def activations(model: nn.Module, x: torch.Tensor, layers, *, grad: bool = False
         grad: keep the autograd graph back to ``x`` (``x`` must then require grad itself); default detached.
 
     Returns a dict mapping each layer's name to its output: (N, C', H', W') for a conv layer, (N, F) for a linear
-    one; a single image gives outputs without the batch dimension. The forward pass runs in eval mode and stops
-    after the last requested layer; the model's mode, flags and hooks are as before afterwards, also on error.
+    one, on the model's device; a single image gives outputs without the batch dimension. The forward pass runs in eval mode and stops
+    once every requested layer has run (a module that runs several times gives its first call's output); the
+    model's mode, flags and hooks are as before afterwards, also on error.
     """
-    from ._validate import as_image_batch
-
     batch, single = as_image_batch(x, "x")
     batch = batch.to(model_device(model))
     with preserved(model), capture(model, layers, detach=not grad, stop=True) as cap:

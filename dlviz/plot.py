@@ -88,3 +88,121 @@ def training_curves(history, axes=None, title: str | None = None):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- what a network sees: heatmaps, filters, attributions side by side ------------------------------------------
+
+__all__ += ["attribution_map", "heatmap_overlay", "filter_mosaic", "attribution_grid"]
+
+
+def attribution_map(attribution, signed: bool = False) -> np.ndarray:
+    """An attribution (C, H, W) or (H, W) as one (H, W) array: the channels' sum (``signed``) or the sum of their
+    absolute values (default), as Captum's visualization does."""
+    a = attribution.detach().cpu().float() if isinstance(attribution, torch.Tensor) else torch.as_tensor(attribution)
+    if a.dim() == 3:
+        a = a.sum(0) if signed else a.abs().sum(0)
+    elif a.dim() != 2:
+        raise ValueError(f"expected an attribution of shape (C, H, W) or (H, W), got {tuple(a.shape)}")
+    elif not signed:
+        a = a.abs()
+    return a.numpy()
+
+
+def heatmap_overlay(image, attribution, *, ax=None, signed: bool = False, alpha: float = 0.6,
+                    cmap: str | None = None, title: str | None = None):
+    """Show ``image`` (C, H, W) in [0, 1] in grey with ``attribution`` (C, H, W) or (H, W) as a heatmap on top.
+
+    Unsigned maps (default) run from transparent-dark to bright (``inferno``) from 0 to their maximum; signed maps
+    use a blue-white-red scale symmetric around 0. Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2, 2))
+    picture = to_numpy_image(image)
+    grey = picture.mean(-1) if picture.ndim == 3 else picture
+    heat = attribution_map(attribution, signed)
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    limit = float(np.abs(heat).max()) or 1.0
+    if signed:
+        ax.imshow(heat, cmap=cmap or "RdBu_r", vmin=-limit, vmax=limit, alpha=alpha, interpolation="nearest")
+    else:
+        ax.imshow(heat, cmap=cmap or "inferno", vmin=0, vmax=limit, alpha=alpha, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=8, pad=2)
+    return ax
+
+
+def filter_mosaic(weight, *, ncols: int | None = None, size: float = 0.55, title: str | None = None):
+    """The filters of a convolution, one tile each; returns the figure.
+
+    ``weight`` is a conv layer's weight (out, in, kh, kw) (or the layer itself). Filters with 3 input channels are
+    shown in colour, others by their first input channel in grey; each tile is scaled on its own, with 0 mid-grey.
+    """
+    import matplotlib.pyplot as plt
+
+    if hasattr(weight, "weight"):
+        weight = weight.weight
+    w = weight.detach().cpu().float()
+    if w.dim() != 4:
+        raise ValueError(f"expected a conv weight of shape (out, in, kh, kw), got {tuple(w.shape)}")
+    w = w if w.shape[1] == 3 else w[:, :1]
+    scale = w.abs().flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    tiles = 0.5 + 0.5 * w / scale
+    n = len(tiles)
+    ncols = ncols or min(n, 10)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.3 if title else 0)), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(to_numpy_image(tiles[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def attribution_grid(images, maps: dict, *, labels=None, signed=False, size: float = 1.25, overlay: bool = False,
+                     title: str | None = None):
+    """Images in the first column, then one column per method: ``maps`` is ``{"saliency": (N, C, H, W), ...}``.
+
+    Each map is scaled on its own (unsigned: 0 to its maximum, ``gray_r`` so that important pixels are dark;
+    signed: blue-white-red around 0). ``signed`` may be a bool or a set of method names; ``overlay=True`` draws
+    the maps over the image. ``labels``: one string per image (row). Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    images = list(images)
+    names = list(maps)
+    n = len(images)
+    for name in names:
+        if len(maps[name]) != n:
+            raise ValueError(f"maps[{name!r}] has {len(maps[name])} entries for {n} images")
+    fig, axes = plt.subplots(n, 1 + len(names), figsize=(size * (1 + len(names)), size * n + 0.25 + (0.3 if title else 0)),
+                             squeeze=False)
+    for row in range(n):
+        axes[row, 0].imshow(to_numpy_image(images[row]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[row, 0].axis("off")
+        if labels is not None:
+            axes[row, 0].set_title(str(labels[row]), fontsize=8, pad=2)
+        for col, name in enumerate(names, start=1):
+            ax = axes[row, col]
+            is_signed = signed if isinstance(signed, bool) else name in signed
+            if overlay:
+                heatmap_overlay(images[row], maps[name][row], ax=ax, signed=is_signed)
+            else:
+                heat = attribution_map(maps[name][row], is_signed)
+                limit = float(np.abs(heat).max()) or 1.0
+                if is_signed:
+                    ax.imshow(heat, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+                else:
+                    ax.imshow(heat, cmap="gray_r", vmin=0, vmax=limit, interpolation="nearest")
+                ax.axis("off")
+            if row == 0:
+                ax.set_title(name, fontsize=8, pad=2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.3)
+    return fig

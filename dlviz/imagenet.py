@@ -1,0 +1,185 @@
+"""torchvision's ImageNet classifiers, taking [0, 1] pixels like every dlviz model.
+
+``imagenet("alexnet")`` returns torchvision's model with ImageNet's normalization built in, so its layers keep
+torchvision's names (``"features.7"``) and its ``state_dict`` stays torchvision's. Pretrained weights come from
+torch's hub cache (``$TORCH_HOME/hub/checkpoints``); when they are not there they are downloaded with a network
+timeout, and without a network the call fails within seconds and says how to provide the file.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["imagenet", "WeightsNotFoundError", "cached_weights_path"]
+
+NETWORK_TIMEOUT_S = 10.0  # per connection attempt and per read; offline machines fail at name resolution
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Pretrained weights are neither in torch's hub cache nor downloadable."""
+
+
+class Preprocess:
+    """Resize, centre-crop and convert to a (3, H, W) float tensor in [0, 1] -- torchvision's preprocessing for the
+    weights, without the normalization (the model does that). Takes a PIL image or a (3, H, W) tensor in [0, 1]."""
+
+    def __init__(self, resize_size: int, crop_size: int, interpolation):
+        self.resize_size, self.crop_size, self.interpolation = resize_size, crop_size, interpolation
+
+    def __call__(self, image) -> torch.Tensor:
+        from torchvision.transforms import functional as TF
+
+        if not isinstance(image, torch.Tensor):
+            image = TF.to_tensor(image.convert("RGB") if hasattr(image, "convert") else image)
+        image = TF.resize(image, [self.resize_size], interpolation=self.interpolation, antialias=True)
+        return TF.center_crop(image, [self.crop_size]).clamp(0, 1)
+
+    def __repr__(self) -> str:
+        return (f"Preprocess(resize={self.resize_size}, crop={self.crop_size}, "
+                f"interpolation={self.interpolation.value}, output=(3, {self.crop_size}, {self.crop_size}) in [0, 1])")
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def _normalized_class(cls: type) -> type:
+    """A subclass of a torchvision model class whose forward normalizes [0, 1] pixels first."""
+    if cls not in _CLASSES:
+        def forward(self, x):
+            return cls.forward(self, self.normalize(x))
+
+        name = f"Normalized{cls.__name__}"
+        _CLASSES[cls] = type(name, (cls,), {"forward": forward, "__module__": __name__, "__qualname__": name,
+                                            "__doc__": f"torchvision's {cls.__name__} taking [0, 1] pixels."})
+    return _CLASSES[cls]
+
+
+def __getattr__(name: str):  # lets pickle find the Normalized* classes in a fresh process
+    if name.startswith("Normalized"):
+        import torchvision.models as models
+
+        for module in (models, models.quantization if hasattr(models, "quantization") else None):
+            cls = getattr(module, name[len("Normalized"):], None) if module else None
+            if isinstance(cls, type) and issubclass(cls, nn.Module):
+                return _normalized_class(cls)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _classifier_names() -> list[str]:
+    import torchvision.models as models
+
+    return models.list_models(module=models)
+
+
+def _resolve_weights(name: str, weights):
+    from torchvision.models import get_model_weights
+
+    enum = get_model_weights(name)
+    if weights is None:
+        return enum, None
+    if isinstance(weights, enum):
+        return enum, weights
+    if isinstance(weights, str):
+        key = weights.split(".")[-1]
+        if key.upper() == "DEFAULT":
+            return enum, enum.DEFAULT
+        if key in enum.__members__:
+            return enum, enum[key]
+    raise ValueError(f"weights for {name!r} must be 'DEFAULT', None (random weights) or one of "
+                     f"{', '.join(enum.__members__)}; got {weights!r}")
+
+
+def cached_weights_path(weights) -> Path:
+    """Where torch's hub cache keeps the file of a torchvision ``WeightsEnum`` member."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def _download(url: str, target: Path, progress: bool) -> None:
+    """Download ``url`` to ``target`` through a ``.part`` file, checking the hash prefix in the file's name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    expected = re.search(r"-([a-f0-9]+)\.", target.name)
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT_S) as response, open(part, "wb") as f:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=target.name)
+            for block in iter(lambda: response.read(1 << 20), b""):
+                f.write(block)
+                digest.update(block)
+                if bar is not None:
+                    bar.update(len(block))
+            if bar is not None:
+                bar.close()
+        if expected and not digest.hexdigest().startswith(expected.group(1)):
+            raise OSError(f"the downloaded file's SHA-256 does not start with {expected.group(1)}")
+        part.replace(target)
+    finally:
+        if part.exists():
+            part.unlink()
+
+
+def imagenet(name: str, weights="DEFAULT", *, download: bool = True, progress: bool = False) -> nn.Module:
+    """A torchvision ImageNet classifier that takes (N, 3, H, W) images in [0, 1] and returns logits (N, 1000).
+
+    Args:
+        name: a torchvision classification model, e.g. ``"alexnet"``, ``"vgg16"``, ``"resnet18"``, ``"googlenet"``.
+        weights: ``"DEFAULT"`` (the best published weights), a weights name such as ``"IMAGENET1K_V1"`` or a
+            torchvision ``WeightsEnum`` member, or ``None`` for random weights (no file needed).
+        download: fetch missing weights (timeout ``NETWORK_TIMEOUT_S`` seconds per network operation).
+        progress: show a download progress bar.
+
+    Returns the model in eval mode, with torchvision's layer names plus ``normalize`` (ImageNet's mean and std,
+    not in the ``state_dict``), and attributes ``categories`` (the 1000 class names), ``preprocess`` (PIL image or
+    tensor -> (3, 224, 224)-like tensor in [0, 1]: resize, centre crop, no normalization) and ``weights``.
+
+    Raises KeyError (with close matches) for an unknown name and :class:`WeightsNotFoundError`, saying where to put
+    the file, when the weights are not cached and cannot be downloaded.
+    """
+    import torchvision.models as models
+
+    names = _classifier_names()
+    if name not in names:
+        close = difflib.get_close_matches(str(name), names, n=4, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else f"available: {', '.join(names)}"
+        raise KeyError(f"torchvision has no ImageNet classifier named {name!r}; {hint}")
+    enum, chosen = _resolve_weights(name, weights)
+    if chosen is not None:
+        path = cached_weights_path(chosen)
+        if not path.exists():
+            reason = "download=False"
+            if download:
+                try:
+                    _download(chosen.url, path, progress)
+                except (urllib.error.URLError, OSError, TimeoutError) as error:
+                    reason = f"download failed: {getattr(error, 'reason', error)}"
+            if not path.exists():
+                raise WeightsNotFoundError(
+                    f"the ImageNet weights {chosen} for {name!r} are not in torch's hub cache ({path.name} in "
+                    f"$TORCH_HOME/hub/checkpoints, here {path.parent}) and could not be fetched ({reason}). "
+                    f"To enable them, download {chosen.url} on a machine with internet (or run "
+                    f"dlviz.zoo.imagenet({name!r}) there) and copy the file into that folder; "
+                    f"imagenet({name!r}, weights=None) gives the architecture with random weights.")
+    model = models.get_model(name, weights=chosen)
+    meta_source = chosen if chosen is not None else enum.DEFAULT
+    transforms = meta_source.transforms()
+    from .zoo import Normalize
+
+    model.normalize = Normalize(transforms.mean, transforms.std)
+    model.__class__ = _normalized_class(type(model))
+    model.categories = list(meta_source.meta["categories"])
+    model.preprocess = Preprocess(transforms.resize_size[0], transforms.crop_size[0], transforms.interpolation)
+    model.weights = chosen
+    return model.eval()

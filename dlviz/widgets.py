@@ -1,0 +1,504 @@
+"""Interactive explorers for the course notebooks, each also a plain static figure.
+
+Every explorer is an :class:`Explorer`: a figure drawn for the default values of its controls. Displayed in
+Jupyter (as the last line of a cell, or with ``display``), it shows that figure and, under it, sliders and menus;
+moving one redraws the figure in place. Without a front end -- a script, a test, a notebook executed headless
+for CI -- the figure for the defaults is all there is (``explorer.figure``), so a stored notebook still shows it.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (not ``pyplot``), so they are never shown
+twice by the inline backend and are freed like any Python object. ``ipywidgets`` is imported only when the
+controls are built.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Explorer", "linear_boundary", "perceptron_explorer", "optimizer_explorer", "init_explorer",
+           "feature_explorer", "dream_explorer", "adversarial_explorer"]
+
+
+# --- the common part --------------------------------------------------------------------------------------------
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width, height))
+
+
+def _control(name: str, spec: tuple, value):
+    """An ipywidgets control from a spec: ("log", lo, hi) | ("float", lo, hi, step) | ("int", lo, hi) | ("choice", options)."""
+    import ipywidgets as w
+
+    kind, *args = spec
+    style, layout = {"description_width": "initial"}, w.Layout(width="330px")
+    common = dict(value=value, description=name, continuous_update=False, style=style, layout=layout)
+    if kind == "log":
+        lo, hi = args
+        return w.FloatLogSlider(min=math.log10(lo), max=math.log10(hi), step=0.1, base=10, readout_format=".3g",
+                                **common)
+    if kind == "float":
+        lo, hi, step = args
+        return w.FloatSlider(min=lo, max=hi, step=step, readout_format=".2f", **common)
+    if kind == "int":
+        lo, hi = args
+        return w.IntSlider(min=lo, max=hi, step=1, **common)
+    if kind == "choice":
+        (options,) = args
+        return w.Dropdown(options=list(options), value=value, description=name, style=style,
+                          layout=w.Layout(width="250px"))
+    raise ValueError(f"unknown control kind {kind!r}")
+
+
+class Explorer:
+    """A figure ``draw(**values)`` and the controls that redraw it.
+
+    Args:
+        draw: a function of keyword arguments returning a matplotlib ``Figure``.
+        values: the default value of every keyword ``draw`` takes.
+        specs: for each name in ``values`` that gets a control, its spec: ``("log", lo, hi)`` (log slider),
+            ``("float", lo, hi, step)``, ``("int", lo, hi)`` or ``("choice", options)``.
+
+    Attributes:
+        figure: the figure for the current values (the defaults until :meth:`redraw` or a control changes them).
+        values: the current values, a dict.
+    """
+
+    def __init__(self, draw: Callable, values: dict, specs: dict):
+        unknown = set(specs) - set(values)
+        if unknown:
+            raise ValueError(f"controls without a default value: {sorted(unknown)}")
+        self._draw, self._specs = draw, dict(specs)
+        self.values = dict(values)
+        self._handles = []
+        self.figure = draw(**self.values)
+
+    def redraw(self, **changes):
+        """Draw again with some values changed (e.g. ``redraw(lr=0.1)``); returns the new figure.
+
+        Every place where this explorer is displayed is updated."""
+        unknown = set(changes) - set(self.values)
+        if unknown:
+            raise ValueError(f"unknown value(s) {sorted(unknown)}; this explorer takes {sorted(self.values)}")
+        self.values.update(changes)
+        self.figure = self._draw(**self.values)
+        for handle in self._handles:
+            handle.update(self.figure)
+        return self.figure
+
+    def widget(self):
+        """The controls as an ipywidgets ``VBox``; changing one calls :meth:`redraw`."""
+        import ipywidgets as w
+
+        controls = []
+        for name, spec in self._specs.items():
+            control = _control(name, spec, self.values[name])
+            control.observe(lambda change, name=name: self.redraw(**{name: change["new"]}), names="value")
+            controls.append(control)
+        return w.VBox(controls)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        handle = display(self.figure, display_id=True)
+        if handle is not None:
+            self._handles.append(handle)
+        if self._specs:
+            display(self.widget())
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
+        return f"Explorer({values})"
+
+
+# --- the perceptron ---------------------------------------------------------------------------------------------
+
+def linear_boundary(ax, X, y, w, b, title: str | None = None) -> int:
+    """Draw 2-D points of two classes, the half-planes w.x + b > 0 (blue) and < 0 (orange), and the line between.
+
+    Args:
+        ax: a matplotlib Axes.
+        X: points, array (n, 2); y: labels (n,) in {-1, +1}; w: weights (2,); b: bias (float).
+
+    Points on the wrong side (or on the line) are circled in red; returns how many there are.
+    """
+    X, y, w, b = np.asarray(X, dtype=float), np.asarray(y), np.asarray(w, dtype=float), float(b)
+    pad = 0.3
+    (x0, y0), (x1, y1) = X.min(0) - pad, X.max(0) + pad
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 120), np.linspace(y0, y1, 120))
+    score = w[0] * gx + w[1] * gy + b
+    ax.contourf(gx, gy, np.sign(score), levels=[-2, 0, 2], colors=["#fdd9b5", "#c6dbef"], alpha=0.8)
+    if np.any(score > 0) and np.any(score < 0):
+        ax.contour(gx, gy, score, levels=[0], colors="k", linewidths=1.5)
+    wrong = y * (X @ w + b) <= 0
+    ax.scatter(*X[y > 0].T, c="tab:blue", s=14, marker="o", label="+1")
+    ax.scatter(*X[y < 0].T, c="tab:orange", s=14, marker="s", label="-1")
+    if wrong.any():
+        ax.scatter(*X[wrong].T, s=70, facecolors="none", edgecolors="red", linewidths=1.2, label="wrong side")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return int(wrong.sum())
+
+
+def perceptron_explorer(X, y, train: Callable, *, lr: float = 1.0, passes: int = 1,
+                        lr_range: tuple[float, float] = (0.01, 10.0), max_passes: int = 20) -> Explorer:
+    """Sliders for a perceptron's learning rate and number of passes; the decision boundary is redrawn.
+
+    Args:
+        X: points, array of shape (n, 2).
+        y: labels, array of shape (n,) with values -1 or +1.
+        train: ``train(X, y, lr, passes) -> (w, b, mistakes)``: weights (2,), bias (float), and the number of
+            updates made in each pass (a list of ``passes`` ints). The notebook passes its own perceptron.
+        lr, passes: the values drawn first.
+
+    The left panel shows the points, the two half-planes and the boundary w.x + b = 0 after ``passes`` passes,
+    with points on the wrong side circled; the right panel shows the mistakes made in each pass.
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"X must have shape (n, 2), got {X.shape}")
+    if y.shape != (len(X),) or not np.isin(y, (-1, 1)).all():
+        raise ValueError(f"y must have shape ({len(X)},) with values -1 or +1")
+    if not 1 <= passes <= max_passes:
+        raise ValueError(f"passes must be in 1..{max_passes}, got {passes}")
+
+    def draw(lr, passes):
+        w, b, mistakes = train(X, y, lr, passes)
+        w = np.asarray(w, dtype=float)
+        fig = _figure(7.5, 3.2)
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
+        errors = linear_boundary(left, X, y, w, float(b))
+        left.set_title(f"lr = {lr:.3g}, after {passes} pass{'es' if passes > 1 else ''}: "
+                       f"{errors} training error{'s' if errors != 1 else ''}", fontsize=9)
+        right.bar(np.arange(1, len(mistakes) + 1), mistakes, color="tab:gray")
+        right.set_xlabel("pass over the data")
+        right.set_ylabel("updates (mistakes)")
+        right.set_xlim(0.3, max(len(mistakes), 1) + 0.7)
+        right.xaxis.get_major_locator().set_params(integer=True)
+        right.set_title(f"{int(np.sum(mistakes))} updates in all", fontsize=9)
+        fig.tight_layout()
+        return fig
+
+    return Explorer(draw, {"lr": float(lr), "passes": int(passes)},
+                    {"lr": ("log", *lr_range), "passes": ("int", 1, max_passes)})
+
+
+# --- gradient descent with momentum on a narrow valley ----------------------------------------------------------
+
+def _descend(lr: float, momentum: float, steps: int, curvature: tuple[float, float], start: tuple[float, float]):
+    """Heavy-ball descent on f(x) = (a x0^2 + c x1^2) / 2; returns the path (steps + 1, 2) and f along it."""
+    a = np.asarray(curvature, dtype=float)
+    x, v = np.asarray(start, dtype=float), np.zeros(2)
+    path = [x.copy()]
+    for _ in range(steps):
+        v = momentum * v - lr * a * x
+        x = x + v
+        path.append(x.copy())
+        if not np.all(np.isfinite(x)) or np.abs(x).max() > 1e6:
+            break
+    path = np.array(path)
+    return path, 0.5 * (a * path ** 2).sum(1)
+
+
+def optimizer_explorer(*, lr: float = 0.03, momentum: float = 0.8, steps: int = 40,
+                       curvature: tuple[float, float] = (1.0, 25.0), start: tuple[float, float] = (-4.0, 1.5)
+                       ) -> Explorer:
+    """Gradient descent with and without momentum on a narrow quadratic valley, with sliders.
+
+    The loss is f(x) = (a x0^2 + c x1^2) / 2 with ``curvature = (a, c)``: steep across the valley (c), shallow
+    along it (a). Plain gradient descent (grey) is limited by the steep direction -- it diverges for
+    lr > 2 / c -- and crawls along the shallow one; heavy-ball momentum (``v <- momentum v - lr grad``,
+    ``x <- x + v``; red) builds up speed along the valley. Left: the paths on the contours; right: f per step
+    (log scale).
+    """
+    if len(curvature) != 2 or min(curvature) <= 0:
+        raise ValueError(f"curvature must be two positive numbers, got {curvature}")
+
+    def draw(lr, momentum, steps):
+        plain, f_plain = _descend(lr, 0.0, steps, curvature, start)
+        heavy, f_heavy = _descend(lr, momentum, steps, curvature, start)
+        fig = _figure(8, 3.0)
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
+        r = 1.15 * max(abs(start[0]), abs(start[1]) * 2, 1.0)
+        gx, gy = np.meshgrid(np.linspace(-r, r, 150), np.linspace(-r / 2, r / 2, 80))
+        left.contour(gx, gy, 0.5 * (curvature[0] * gx ** 2 + curvature[1] * gy ** 2), levels=12,
+                     colors="0.75", linewidths=0.7)
+        left.plot(*plain.T, "-o", color="0.35", ms=2, lw=1, label="gradient descent")
+        left.plot(*heavy.T, "-o", color="tab:red", ms=2, lw=1, label=f"momentum {momentum:.2f}")
+        left.plot(0, 0, "k*", ms=8)
+        left.set_xlim(-r, r)
+        left.set_ylim(-r / 2, r / 2)
+        left.set_aspect("equal")
+        left.legend(fontsize=7, loc="upper right")
+        left.set_title(f"lr = {lr:.3g} (plain GD diverges above {2 / max(curvature):.3g})", fontsize=9)
+        right.semilogy(f_plain, color="0.35", label="gradient descent")
+        right.semilogy(f_heavy, color="tab:red", label="momentum")
+        right.set_xlabel("step")
+        right.set_ylabel("loss f")
+        right.set_title(f"after {steps} steps: GD {f_plain[-1]:.2g}, momentum {f_heavy[-1]:.2g}", fontsize=8)
+        right.legend(fontsize=7)
+        fig.tight_layout()
+        return fig
+
+    return Explorer(draw, {"lr": float(lr), "momentum": float(momentum), "steps": int(steps)},
+                    {"lr": ("log", 0.001, 0.2), "momentum": ("float", 0.0, 0.99, 0.01), "steps": ("int", 5, 200)})
+
+
+# --- initialization and activations in a deep network -----------------------------------------------------------
+
+_INITS = ("N(0, 0.01)", "Xavier", "He")
+_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
+
+def _activations_through(depth: int, width: int, activation: str, init: str, n: int, seed: int):
+    """Push n standard-normal inputs through ``depth`` random layers; returns each layer's output (n, width)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    f = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[activation]
+    std = {"N(0, 0.01)": 0.01, "Xavier": math.sqrt(2.0 / (width + width)), "He": math.sqrt(2.0 / width)}[init]
+    h = torch.randn(n, width, generator=generator)
+    outputs = []
+    with torch.no_grad():
+        for _ in range(depth):
+            h = f(h @ (torch.randn(width, width, generator=generator) * std))
+            outputs.append(h.numpy())
+    return outputs
+
+
+def init_explorer(*, activation: str = "tanh", init: str = "Xavier", depth: int = 10, width: int = 256,
+                  n: int = 500, seed: int = 0) -> Explorer:
+    """Menus for the activation and the weight initialization of a deep network, and a slider for its depth.
+
+    ``n`` standard-normal inputs go through ``depth`` fully connected layers of ``width`` units (no biases) with
+    weights drawn from N(0, 0.01^2) ("N(0, 0.01)"), Xavier/Glorot's N(0, 2 / (fan_in + fan_out)) or He's
+    N(0, 2 / fan_in). Left: the standard deviation of each layer's activations (log scale); right: histograms
+    of the activations of the first, middle and last layer (for ReLU, the exact zeros are counted, not drawn).
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    if init not in _INITS:
+        raise ValueError(f"init must be one of {_INITS}, got {init!r}")
+
+    from matplotlib.ticker import MaxNLocator
+
+    def draw(activation, init, depth):
+        outputs = _activations_through(depth, width, activation, init, n, seed)
+        stds = [float(h.std()) for h in outputs]
+        fig = _figure(9, 2.6)
+        grid = fig.add_gridspec(1, 4, width_ratios=[1.6, 1, 1, 1])
+        left = fig.add_subplot(grid[0])
+        left.semilogy(np.arange(1, depth + 1), np.maximum(stds, 1e-30), "-o", ms=3)
+        left.set_xlabel("layer")
+        left.set_ylabel("std of activations")
+        left.set_title(f"{activation}, {init}: last std {stds[-1]:.2g}", fontsize=9)
+        left.grid(alpha=0.3)
+        for slot, layer in enumerate(sorted({1, (depth + 1) // 2, depth})):
+            ax = fig.add_subplot(grid[slot + 1])
+            values = outputs[layer - 1].ravel()
+            zeros = float(np.mean(values == 0))
+            ax.hist(values[values != 0] if activation == "relu" else values, bins=40, color="tab:blue")
+            ax.set_yticks([])
+            ax.tick_params(labelsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+            ax.xaxis.get_offset_text().set_fontsize(7)
+            ax.set_title(f"layer {layer}" + (f" ({zeros:.0%} zeros)" if activation == "relu" else ""), fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    return Explorer(draw, {"activation": activation, "init": init, "depth": int(depth)},
+                    {"activation": ("choice", _ACTIVATIONS), "init": ("choice", _INITS), "depth": ("int", 2, 20)})
+
+
+# --- inside a trained network: one feature map of one image ------------------------------------------------------
+
+def _offered_layers(layers, layer: str | None) -> tuple[list[str], str]:
+    """The layer names an explorer offers, and the one drawn first (default: the first offered)."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError("give at least one layer name")
+    layer = layer or layers[0]
+    if layer not in layers:
+        raise ValueError(f"layer {layer!r} is not among the layers offered: {layers}")
+    return layers, layer
+
+
+def feature_explorer(model, images, layers, *, labels=None, image: int = 0, layer: str | None = None,
+                     channel: int = 0, size: float = 1.9) -> Explorer:
+    """Pick an image, a layer and a channel; see the channel's activation map and its deconvnet projection.
+
+    Args:
+        model: a classifier taking (N, C, H, W) images in [0, 1].
+        images: the images to choose from, a tensor (N, C, H, W) in [0, 1].
+        layers: the layer names offered (each must output a map (N, C, h, w) and run once per forward pass).
+        labels: one caption per image (optional).
+        image, layer, channel: the values drawn first (``layer`` defaults to the first of ``layers``).
+
+    Panels: the image; the channel's activation map at the layer (with its maximum); the deconvnet projection of
+    that channel (:func:`dlviz.deconvnet` with ``layer`` and ``channel``) over the image; and the projection of
+    its strongest activation only. A channel number beyond the layer's channel count wraps around.
+    """
+    import torch
+
+    from .attribution import deconvnet
+    from .hooks import activations
+    from .plot import heatmap_overlay, to_numpy_image
+
+    layers, layer = _offered_layers(layers, layer)
+    first = activations(model, images[:1], layers)
+    counts = {name: first[name].shape[1] for name in layers}
+    for name, act in first.items():
+        if act.dim() != 4:
+            raise ValueError(f"layer {name!r} outputs shape {tuple(act.shape[1:])} per image; the explorer shows "
+                             f"feature maps (C, h, w)")
+
+    def draw(image, layer, channel):
+        channel = channel % counts[layer]
+        x = images[image]
+        act = activations(model, x, layer)[layer][channel]
+        projection = deconvnet(model, x, layer=layer, channel=channel)
+        strongest = deconvnet(model, x, layer=layer, channel=channel, max_only=True)
+        fig = _figure(4 * size, size + 0.35)
+        axes = fig.subplots(1, 4)
+        caption = f"image {image}" + (f": {labels[image]}" if labels is not None else "")
+        axes[0].imshow(to_numpy_image(x), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0].set_title(caption, fontsize=8)
+        axes[1].imshow(act.cpu().numpy(), cmap="viridis", interpolation="nearest")
+        axes[1].set_title(f"{layer} ch {channel}/{counts[layer]}: max {float(act.max()):.2f}", fontsize=8)
+        heatmap_overlay(x, projection, ax=axes[2], title="deconvnet: whole map")
+        heatmap_overlay(x, strongest, ax=axes[3], title="deconvnet: strongest unit")
+        for ax in axes:
+            ax.axis("off")
+        fig.tight_layout(pad=0.3)
+        return fig
+
+    if not 0 <= image < len(images):
+        raise ValueError(f"image must be in [0, {len(images) - 1}], got {image}")
+    return Explorer(draw, {"image": int(image), "layer": layer, "channel": int(channel)},
+                    {"image": ("int", 0, len(images) - 1), "layer": ("choice", layers),
+                     "channel": ("int", 0, max(counts.values()) - 1)})
+
+
+# --- DeepDream: a layer and a channel -------------------------------------------------------------------------
+
+def dream_explorer(model, image, layers, *, layer: str | None = None, channel: int = -1, octaves: int = 2,
+                   steps: int = 10, lr: float = 0.02, jitter: int = 2, seed: int = 0, size: float = 2.0) -> Explorer:
+    """Pick a layer, a channel (-1: the whole layer) and a number of octaves; see what DeepDream makes of an image.
+
+    Args:
+        model: a module taking (N, C, H, W) images in [0, 1].
+        image: one image (C, H, W) in [0, 1].
+        layers: the layer names offered; layer, channel, octaves: the values drawn first.
+        steps, lr, jitter: passed to :func:`dlviz.dream.deepdream` (octave scale 1.4); seed: for the jitter.
+
+    Panels: the image, the dream, and the change (dream - image, grey = none). A channel number beyond the layer's
+    channel count wraps around; octaves too small for the model are left out (the title says how many ran).
+    """
+    import warnings
+
+    import torch
+
+    from .dream import deepdream, layer_objective
+    from .hooks import activations
+    from .plot import to_numpy_image
+
+    layers, layer = _offered_layers(layers, layer)
+    if not (isinstance(image, torch.Tensor) and image.dim() == 3):
+        raise ValueError("image must be one (C, H, W) tensor in [0, 1]")
+    first = activations(model, image, layers)
+    counts = {name: first[name].shape[0] for name in layers}
+
+    def draw(layer, channel, octaves):
+        picked = None if channel < 0 else channel % counts[layer]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dream = deepdream(model, image, layer, channel=picked, octaves=octaves, steps=steps, lr=lr,
+                              jitter=jitter, generator=torch.Generator().manual_seed(seed))
+        ran = octaves - (1 if any("octaves" in str(w.message) for w in caught) else 0)
+        before = float(layer_objective(activations(model, image[None], layer)[layer], picked))
+        after = float(layer_objective(activations(model, dream[None], layer)[layer], picked))
+        fig = _figure(3 * size, size + 0.5)
+        axes = fig.subplots(1, 3)
+        what = f"{layer}" + ("" if picked is None else f" ch {picked}/{counts[layer]}")
+        axes[0].imshow(to_numpy_image(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0].set_title("image", fontsize=8)
+        axes[1].imshow(to_numpy_image(dream), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[1].set_title(f"{what}, {ran} octave{'s' if ran != 1 else ''}", fontsize=8)
+        change = (dream - image).cpu()
+        axes[2].imshow(to_numpy_image(change * 0.5 / max(float(change.abs().max()), 1e-8) + 0.5), cmap="gray",
+                       vmin=0, vmax=1, interpolation="nearest")
+        axes[2].set_title(f"change; objective {before:.2g} -> {after:.2g}", fontsize=8)
+        for ax in axes:
+            ax.axis("off")
+        fig.tight_layout(pad=0.3)
+        return fig
+
+    return Explorer(draw, {"layer": layer, "channel": int(channel), "octaves": int(octaves)},
+                    {"layer": ("choice", layers), "channel": ("int", -1, max(counts.values()) - 1),
+                     "octaves": ("int", 1, 4)})
+
+
+# --- adversarial images: the size of the perturbation --------------------------------------------------------
+
+def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str = "fgsm", steps: int = 10,
+                         class_names=None, max_eps: float = 0.4, size: float = 1.1) -> Explorer:
+    """A slider for eps (in pixel units) and a menu for the attack; see the adversarial images and what they do.
+
+    Args:
+        model: a classifier taking (N, C, H, W) images in [0, 1].
+        images: a few images (N, C, H, W) in [0, 1] (up to about 10 fit in a row); labels: their classes (N,).
+        eps, method: the values drawn first (``"fgsm"`` or ``"pgd"``; PGD takes ``steps`` steps of
+            ``2.5 eps / steps`` from the image itself, so the figure is the same every time).
+        class_names: names for the classes (default: their numbers).
+
+    Top row: the adversarial images with the model's answer and its confidence (red when wrong); bottom row: the
+    perturbations, magnified so that +-eps spans black to white.
+    """
+    import torch
+
+    from .adversarial import fgsm, pgd
+    from .hooks import preserved
+    from .plot import to_numpy_image
+
+    methods = ("fgsm", "pgd")
+    if method not in methods:
+        raise ValueError(f"method must be one of {methods}, got {method!r}")
+    labels = torch.as_tensor(labels)
+    names = class_names or [str(i) for i in range(1000)]
+
+    def draw(eps, method):
+        if method == "fgsm":
+            adv = fgsm(model, images, labels, eps)
+        else:
+            adv = pgd(model, images, labels, eps, steps=steps, random_start=False)
+        with preserved(model), torch.no_grad():
+            probs = torch.softmax(model(adv), 1).cpu()
+        confidence, predicted = probs.max(1)
+        n = len(images)
+        fig = _figure(size * n, 2 * size + 0.6)
+        axes = fig.subplots(2, n, squeeze=False)
+        for i in range(n):
+            axes[0, i].imshow(to_numpy_image(adv[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            wrong = int(predicted[i]) != int(labels[i])
+            axes[0, i].set_title(f"{names[int(predicted[i])]} {float(confidence[i]):.0%}", fontsize=7,
+                                 color="red" if wrong else "black")
+            delta = (adv[i] - images[i]).cpu()
+            axes[1, i].imshow(to_numpy_image(delta * 0.5 / max(eps, 1e-8) + 0.5), cmap="gray", vmin=0, vmax=1,
+                              interpolation="nearest")
+            for ax in axes[:, i]:
+                ax.axis("off")
+        accuracy = float((predicted == labels.cpu()).float().mean())
+        fig.suptitle(f"{method.upper()}, eps = {eps:.3f} ({eps * 255:.0f}/255): accuracy {accuracy:.0%} "
+                     f"on these {n}", fontsize=9)
+        fig.tight_layout(pad=0.3)
+        return fig
+
+    return Explorer(draw, {"eps": float(eps), "method": method},
+                    {"eps": ("float", 0.0, float(max_eps), 0.01), "method": ("choice", methods)})

@@ -1,0 +1,251 @@
+"""FGSM, PGD, the L-BFGS attack and fooling images: agreement with torchattacks, budgets, state, errors."""
+import pytest
+import torch
+from torch import nn
+
+from dlviz import zoo
+from dlviz.adversarial import FoolingResult, fgsm, fooling_images, lbfgs_attack, pgd
+
+torchattacks = pytest.importorskip("torchattacks")
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def small_cnn(seed=0, scale=1.0):
+    """A small classifier with dropout and batch norm (so that eval mode matters), for (N, 1, 12, 12) images."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.3), nn.Linear(6 * 5 * 5, 10),
+    )
+    with torch.no_grad():
+        model[-1].weight.mul_(scale)
+        model[1].running_mean.uniform_(-0.1, 0.1)
+        model[1].running_var.uniform_(0.5, 1.5)
+    return model
+
+
+@pytest.fixture
+def model():
+    return small_cnn()
+
+
+@pytest.fixture
+def images():
+    torch.manual_seed(1)
+    x = torch.rand(16, 1, 12, 12)
+    return x, torch.randint(0, 10, (16,))
+
+
+def state(model):
+    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
+            sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()),
+            {k: v.clone() for k, v in model.state_dict().items()})
+
+
+def assert_same_state(before, after):
+    assert before[:3] == after[:3]
+    for key in before[3]:
+        assert torch.equal(before[3][key], after[3][key]), key
+
+
+# --- agreement with torchattacks ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("eps", [0.0, 2 / 255, 8 / 255, 0.3])
+def test_fgsm_identical_to_torchattacks(model, images, eps):
+    x, y = images
+    model.train()  # both must switch to eval mode for the attack and back
+    ours = fgsm(model, x, y, eps)
+    theirs = torchattacks.FGSM(model, eps=eps)(x, y)
+    assert model.training
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+def test_fgsm_targeted_identical_to_torchattacks(model, images):
+    x, y = images
+    target = (y + 3) % 10
+    attack = torchattacks.FGSM(model, eps=0.1)
+    attack.set_mode_targeted_by_label(quiet=True)
+    torch.testing.assert_close(fgsm(model, x, target, 0.1, targeted=True), attack(x, target), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("eps,alpha,steps", [(8 / 255, 2 / 255, 10), (0.1, 0.01, 7), (0.3, 0.05, 3)])
+def test_pgd_identical_to_torchattacks(model, images, eps, alpha, steps):
+    x, y = images
+    ours = pgd(model, x, y, eps, alpha, steps, random_start=False)
+    theirs = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=False)(x, y)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+def test_pgd_targeted_and_random_start_identical_to_torchattacks(model, images):
+    x, y = images
+    target = (y + 1) % 10
+    attack = torchattacks.PGD(model, eps=0.2, alpha=0.02, steps=10, random_start=False)
+    attack.set_mode_targeted_by_label(quiet=True)
+    torch.testing.assert_close(pgd(model, x, target, 0.2, 0.02, 10, random_start=False, targeted=True),
+                               attack(x, target), rtol=0, atol=0)
+    torch.manual_seed(5)
+    ours = pgd(model, x, y, 0.1, 0.01, 5)
+    torch.manual_seed(5)
+    theirs = torchattacks.PGD(model, eps=0.1, alpha=0.01, steps=5, random_start=True)(x, y)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+# --- what the attacks guarantee -------------------------------------------------------------------------------
+
+def test_budget_range_and_effect(model, images):
+    x, y = images
+    model.eval()
+    with torch.no_grad():
+        clean = model(x).argmax(1)
+    for adv in (fgsm(model, x, clean, 0.2), pgd(model, x, clean, 0.2, 0.02, 20)):
+        assert adv.shape == x.shape and adv.dtype == x.dtype
+        assert float((adv - x).abs().max()) <= 0.2 + 1e-6
+        assert float(adv.min()) >= 0 and float(adv.max()) <= 1
+    with torch.no_grad():
+        fooled = (model(pgd(model, x, clean, 0.2, 0.02, 20)).argmax(1) != clean).float().mean()
+    assert fooled > 0.5
+    target = (clean + 1) % 10
+    adv = pgd(model, x, target, 0.3, 0.02, 40, random_start=False, targeted=True)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == target).float().mean() > 0.5
+    assert torch.equal(pgd(model, x, y, 0.1, 0.01, 0, random_start=False), x)  # no steps: the input itself
+
+
+def test_single_image_and_generator(model, images):
+    x, y = images
+    single = fgsm(model, x[0], int(y[0]), 0.1)
+    assert single.shape == x[0].shape
+    assert torch.equal(single, fgsm(model, x[:1], y[:1], 0.1)[0])
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(pgd(model, x, y, 0.1, generator=g1), pgd(model, x, y, 0.1, generator=g2))
+
+
+@pytest.mark.filterwarnings("ignore:lbfgs_attack")
+def test_model_and_input_unchanged(model, images):
+    x, y = images
+    model.train()
+    model[0].weight.requires_grad_(False)
+    before, x_before = state(model), x.clone()
+    fgsm(model, x, y, 0.1)
+    pgd(model, x, y, 0.1, 0.01, 3)
+    lbfgs_attack(model, x[:2], 3, search_steps=1, max_iter=5)
+    fooling_images(model, [1, 2], shape=(1, 12, 12), steps=3)
+    fooling_images(model, [1, 2], method="evolution", shape=(1, 12, 12), steps=3)
+    assert_same_state(before, state(model))
+    assert torch.equal(x, x_before) and not x.requires_grad
+    with pytest.raises(ValueError):
+        fgsm(model, x, torch.full((16,), 12), 0.1)  # a class the model does not have: error, state restored
+    assert_same_state(before, state(model))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda m, x, y: fgsm(m, x, y, -0.1), ">= 0"),
+    (lambda m, x, y: pgd(m, x, y, -1 / 255), ">= 0"),
+    (lambda m, x, y: pgd(m, x, y, 0.1, alpha=-0.01), "alpha"),
+    (lambda m, x, y: fgsm(m, x, y, 8), "8/255"),
+    (lambda m, x, y: fgsm(m, x, y, float("nan")), ">= 0"),
+    (lambda m, x, y: pgd(m, x, y, 0.1, 0.01, steps=-1), "steps"),
+    (lambda m, x, y: fgsm(m, x[0, 0], y, 0.1), "shape"),
+    (lambda m, x, y: fgsm(m, x * 255, y, 0.1), r"\[0, 1\]"),
+    (lambda m, x, y: fgsm(m, x.numpy(), y, 0.1), "torch.Tensor"),
+    (lambda m, x, y: fgsm(m, x, y[:3], 0.1), "one entry per image"),
+    (lambda m, x, y: fgsm(m, x, y + 20, 0.1), r"\[0, 9\]"),
+    (lambda m, x, y: fgsm(m, x, y.float(), 0.1), "int"),
+    (lambda m, x, y: lbfgs_attack(m, x, 1, c=0), "c must be"),
+    (lambda m, x, y: fooling_images(m, [1], method="magic", shape=(1, 12, 12)), "method"),
+    (lambda m, x, y: fooling_images(m, [1], confidence=1.5, shape=(1, 12, 12)), "confidence"),
+    (lambda m, x, y: fooling_images(m, [10], shape=(1, 12, 12)), r"\[0, 9\]"),
+    (lambda m, x, y: fooling_images(m, [1], shape=(12, 12)), r"\(C, H, W\)"),
+])
+def test_clear_errors(model, images, call, match):
+    x, y = images
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(model, x, y)
+
+
+# --- Szegedy's L-BFGS attack ----------------------------------------------------------------------------------
+
+def test_lbfgs_attack_reaches_target_with_small_change():
+    model = small_cnn(scale=3.0).eval()
+    torch.manual_seed(2)
+    x = torch.rand(3, 1, 12, 12)
+    with torch.no_grad():
+        target = (model(x).argmax(1) + 1) % 10
+    adv, info = lbfgs_attack(model, x, target, search_steps=3, max_iter=25, return_info=True)
+    assert adv.shape == x.shape and float(adv.min()) >= 0 and float(adv.max()) <= 1
+    with torch.no_grad():
+        reached = model(adv).argmax(1) == target
+    assert bool(info["success"].all()) and bool(reached.all())
+    torch.testing.assert_close(info["l2"], (adv - x).flatten(1).norm(dim=1))
+    # the search over c buys a smaller change than a single attempt with a small weight on the distortion
+    _, eager = lbfgs_attack(model, x, target, c=1e-3, search_steps=1, max_iter=25, return_info=True)
+    assert bool(eager["success"].all()) and bool((info["l2"] <= eager["l2"] + 1e-6).all())
+
+
+# --- fooling images -------------------------------------------------------------------------------------------
+
+def _confidence_after_rounding(model, images, targets):
+    with torch.no_grad():
+        rounded = torch.round(images * 255) / 255
+        return torch.softmax(model(rounded), 1)[torch.arange(len(targets)), targets]
+
+
+def foolable_mlp():
+    """A small MLP whose scores span a wide range, so that every class can be reached with confidence."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(144, 32), nn.ReLU(), nn.Linear(32, 10))
+    with torch.no_grad():
+        model[3].weight.mul_(30)
+    return model.eval()
+
+
+@pytest.mark.parametrize("method", ["gradient", "evolution"])
+def test_fooling_images_reach_confidence_after_8_bit_rounding(method):
+    model = foolable_mlp()
+    result = fooling_images(model, range(10), method=method, shape=(1, 12, 12), confidence=0.95,
+                            generator=torch.Generator().manual_seed(0))
+    assert isinstance(result, FoolingResult) and len(result) == 10
+    images, confidences = result
+    assert images.shape == (10, 1, 12, 12)
+    assert torch.equal(images, torch.round(images * 255) / 255)  # 8-bit exact
+    torch.testing.assert_close(confidences, _confidence_after_rounding(model, images, torch.arange(10)))
+    assert bool(result.reached.all()) and float(confidences.min()) >= 0.95
+    assert bool((result.iterations >= 0).all()) and bool(torch.isfinite(result.seconds).all())
+
+
+def test_fooling_images_shape_from_model_and_duplicates():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))  # (1, 28, 28) found by probing
+    result = fooling_images(model, [3, 3, 5], steps=2)
+    assert result.images.shape == (3, 1, 28, 28) and result.targets.tolist() == [3, 3, 5]
+    result = fooling_images(model, 4, method="evolution", steps=2, population=8)
+    assert result.images.shape == (1, 1, 28, 28)
+
+
+zoo_weights = pytest.mark.skipif(not zoo.weights_path("lenet_mnist").exists(),
+                                 reason="the shipped LeNet weights are not there yet")
+
+
+@zoo_weights
+@pytest.mark.parametrize("method", ["gradient", "evolution"])
+def test_fooling_the_shipped_lenet(method):
+    model = zoo.load("lenet_mnist")
+    result = fooling_images(model, range(10), method=method, confidence=0.99,
+                            generator=torch.Generator().manual_seed(0))
+    assert bool(result.reached.all())
+    confidences = _confidence_after_rounding(model, result.images, torch.arange(10))
+    assert float(confidences.min()) >= 0.99
+
+
+def test_adversarial_explorer_draws_a_static_figure(model, images):
+    from dlviz.widgets import adversarial_explorer
+
+    x, y = images
+    model.train()
+    explorer = adversarial_explorer(model, x[:4], y[:4], eps=0.1)
+    assert len(explorer.figure.axes) == 8 and "FGSM" in explorer.figure._suptitle.get_text()
+    assert "PGD" in explorer.redraw(method="pgd", eps=0.2)._suptitle.get_text()
+    assert model.training
+    with pytest.raises(ValueError, match="method"):
+        adversarial_explorer(model, x[:4], y[:4], method="cw")

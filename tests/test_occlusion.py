@@ -1,0 +1,154 @@
+"""Occlusion against Captum 0.9's Occlusion (windows over all channels, softmax forward for probabilities)."""
+import pytest
+import torch
+
+captum_attr = pytest.importorskip("captum.attr")
+
+from dlviz import occlusion  # noqa: E402
+from dlviz.occlude import window_starts  # noqa: E402
+from relu_models import make, model_state  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def x():
+    torch.manual_seed(2)
+    return torch.rand(3, 3, 16, 16)
+
+
+def captum_occlusion(model, x, target, window, stride, baseline, score, per_eval=32):
+    forward = (lambda z: torch.softmax(model(z), 1)) if score == "prob" else model
+    wh, ww = (window, window) if isinstance(window, int) else window
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    return captum_attr.Occlusion(forward).attribute(
+        x.clone(), target=target, sliding_window_shapes=(x.shape[1], wh, ww), strides=(x.shape[1], sh, sw),
+        baselines=baseline, perturbations_per_eval=per_eval)
+
+
+@pytest.mark.parametrize("score", ["prob", "logit"])
+@pytest.mark.parametrize("window, stride, baseline", [
+    (5, 3, 0.0),  # the last window is cut at the border
+    (4, 2, 0.5),
+    ((3, 5), (2, 1), 0.25),
+    (4, 4, 1.0),
+    (16, 1, 0.0),  # the whole image
+    (2, 2, 0.0),
+])
+@pytest.mark.parametrize("kind", ["inplace", "functional"])
+def test_equals_captum(kind, window, stride, baseline, score, x):
+    model = make(kind)
+    target = torch.tensor([0, 3, 4])
+    ours = occlusion(model, x, target, window=window, stride=stride, baseline=baseline, score=score)
+    torch.testing.assert_close(ours, captum_occlusion(model, x, target, window, stride, baseline, score))
+
+
+def test_image_baseline_batch_size_and_single_image(x):
+    model = make("inplace")
+    blurred = torch.nn.functional.avg_pool2d(x[:1], 5, 1, 2)[0]
+    ours = occlusion(model, x, 2, window=4, stride=2, baseline=blurred, batch_size=5)
+    theirs = captum_occlusion(model, x, 2, 4, 2, blurred[None].expand_as(x), "prob", per_eval=7)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(occlusion(model, x, 2, window=4, stride=2, batch_size=1),
+                               occlusion(model, x, 2, window=4, stride=2))
+    single = occlusion(model, x[1], 2, window=4)
+    assert single.shape == (3, 16, 16)
+    torch.testing.assert_close(single, occlusion(model, x, 2, window=4)[1])
+
+
+def test_default_stride_is_half_the_window(x):
+    model = make("inplace")
+    torch.testing.assert_close(occlusion(model, x, 1, window=5), occlusion(model, x, 1, window=5, stride=3))
+    torch.testing.assert_close(occlusion(model, x, 1, window=(4, 6)),
+                               occlusion(model, x, 1, window=(4, 6), stride=(2, 3)))
+
+
+def test_window_starts_like_captum():
+    assert window_starts(28, 5, 3).tolist() == [0, 3, 6, 9, 12, 15, 18, 21, 24]
+    assert window_starts(16, 4, 4).tolist() == [0, 4, 8, 12]
+    assert window_starts(16, 16, 1).tolist() == [0]
+
+
+def test_occluding_the_object_lowers_the_probability():
+    # a model that only looks at the centre: occluding the centre must lower the class probability, the border not
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 2)).eval()
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].bias.zero_()
+        weight = model[1].weight.view(2, 3, 16, 16)
+        weight[0, :, 6:10, 6:10] = 1.0
+    image = torch.full((3, 16, 16), 0.8)
+    drop = occlusion(model, image, 0, window=4, stride=2)
+    assert drop[:, 7, 7].min() > 0.1 and drop[:, 0, 0].abs().max() == 0
+
+
+def test_model_and_input_unchanged(x):
+    model = make("inplace").train()
+    before = model_state(model)
+    image = x.clone()
+    occlusion(model, image, [1, 2, 3], window=4)
+    assert model_state(model) == before and model.training and torch.equal(image, x)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(target=1, window=17), ValueError, "larger than the images"),
+    (dict(target=1, window=(4, 20)), ValueError, "larger than the images"),
+    (dict(target=1, window=3, stride=4), ValueError, "stride"),
+    (dict(target=1, window=0), ValueError, "window"),
+    (dict(target=5, window=4), ValueError, r"\[0, 4\]"),
+    (dict(target=[0, 1], window=4), ValueError, "one entry per image"),
+    (dict(target=1, window=4, score="probability"), ValueError, "score"),
+    (dict(target=1, window=4, baseline=2.0), ValueError, "baseline"),
+    (dict(target=1, window=4, batch_size=0), ValueError, "batch_size"),
+])
+def test_clear_errors(kwargs, error, match, x):
+    model = make("inplace").train()
+    before = model_state(model)
+    with pytest.raises(error, match=match):
+        occlusion(model, x, **kwargs)
+    assert model_state(model) == before
+
+
+def test_rejects_non_images(x):
+    model = make("inplace")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        occlusion(model, x - 0.5, 1, window=4)
+    with pytest.raises(ValueError, match="shape"):
+        occlusion(model, x.flatten(), 1, window=4)
+
+
+class ViewNet(torch.nn.Module):
+    """Calls .view on its feature maps, which fails for channels-last tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 5, stride=5)
+        self.fc = torch.nn.Linear(4 * 20 * 20, 3)
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_large_images_equal_captum_also_for_models_that_use_view():
+    torch.manual_seed(4)
+    model = ViewNet().eval()
+    x = torch.rand(1, 3, 100, 100)
+    torch.testing.assert_close(occlusion(model, x, 2, window=20, stride=10),
+                               captum_occlusion(model, x, 2, 20, 10, 0.0, "prob"))
+    torchvision = pytest.importorskip("torchvision")
+    net = torchvision.models.resnet18(num_classes=4).eval()
+    torch.testing.assert_close(occlusion(net, x, 1, window=40, stride=30, baseline=0.5),
+                               captum_occlusion(net, x, 1, 40, 30, 0.5, "prob"))
+
+
+def test_windows_that_change_no_pixel_are_not_evaluated():
+    torch.manual_seed(5)
+    model = ViewNet().eval()
+    x = torch.zeros(3, 100, 100)
+    x[:, 40:60, 40:60] = 0.7          # the only pixels a black window can change
+    drop = occlusion(model, x, 0, window=20, stride=20)
+    # the original (tried in channels-last layout, which .view refuses, then again), and the one window
+    assert model.seen == 2 + 1
+    assert drop[:, :40].abs().max() == 0 and drop[:, 40:60, 40:60].abs().min() > 0
+    torch.testing.assert_close(drop, captum_occlusion(model, x[None], 0, 20, 20, 0.0, "prob")[0])

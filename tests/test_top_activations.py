@@ -1,0 +1,137 @@
+"""top_activations streams with bounded memory and agrees with ranking every activation at once;
+receptive fields match the conv/pool arithmetic."""
+import pytest
+import torch
+from torch import nn
+
+from dlviz import activations, top_activations
+from dlviz.receptive import receptive_field
+from relu_models import make, model_state
+
+
+def lenet():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(256, 10)).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    torch.manual_seed(3)
+    return torch.rand(70, 1, 28, 28)
+
+
+def brute_force(model, layer, images, channel):
+    act = activations(model, images, layer)[layer][:, channel]
+    flat = act.reshape(len(images), -1)
+    values, where = flat.max(1)
+    order = torch.sort(values, descending=True, stable=True).indices
+    return order, values[order], where[order]
+
+
+@pytest.mark.parametrize("layer, channel", [("0", 2), ("3", 5), ("4", 0), ("5", 15), ("7", 3)])
+def test_agrees_with_ranking_everything(layer, channel, images):
+    model = lenet()
+    top = top_activations(model, layer, images, channel=channel, k=9, batch_size=16)
+    order, values, where = brute_force(model, layer, images, channel)
+    assert top.indices.tolist() == order[:9].tolist()
+    torch.testing.assert_close(top.values, values[:9])
+    if top.positions.shape[-1] == 2 and layer != "7":
+        width = activations(model, images[:1], layer)[layer].shape[-1]
+        assert (top.positions[:, 0] * width + top.positions[:, 1]).tolist() == where[:9].tolist()
+
+
+def test_all_channels_at_once_match_one_at_a_time(images):
+    model = lenet()
+    everything = top_activations(model, "3", images, k=5, batch_size=32)
+    assert everything.indices.shape == (16, 5) and everything.boxes.shape == (16, 5, 4)
+    assert everything.crops.shape == (16, 5, 1, 14, 14)
+    for channel in (0, 7, 15):
+        one = top_activations(model, "3", images, channel=channel, k=5)
+        assert one.indices.tolist() == everything.indices[channel].tolist()
+        torch.testing.assert_close(one.crops, everything.crops[channel])
+
+
+class BatchRecorder(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.sizes = model, []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return self.model(x)
+
+
+def test_streams_in_bounded_batches_from_a_dataset(images):
+    labels = torch.arange(len(images)) % 10
+    dataset = torch.utils.data.TensorDataset(images, labels)
+    model = BatchRecorder(lenet())
+    top = top_activations(model, "model.3", dataset, channel=4, k=9, batch_size=8)
+    streamed = model.sizes[:9]  # 70 images in batches of 8; later calls find receptive fields
+    assert max(streamed) <= 8 and sum(streamed) == len(images)
+    assert top.indices.tolist() == top_activations(model.model, "3", images, channel=4).indices.tolist()
+
+
+def test_ties_keep_the_lower_index():
+    model = lenet()
+    same = torch.full((20, 1, 28, 28), 0.5)
+    top = top_activations(model, "0", same, channel=1, k=4, batch_size=3)
+    assert top.indices.tolist() == [0, 1, 2, 3]
+
+
+def test_crops_are_the_receptive_field_of_the_max_unit(images):
+    model = lenet()
+    top = top_activations(model, "3", images, channel=9, k=9)
+    assert top.field_size == (14, 14)
+    for rank in range(9):
+        row, col = top.positions[rank].tolist()
+        # conv5 -> pool2 -> conv5: unit (row, col) sees input rows 2*row .. 2*row + 13
+        assert top.boxes[rank].tolist() == [2 * row, 2 * col, 2 * row + 14, 2 * col + 14]
+        image = images[top.indices[rank]]
+        torch.testing.assert_close(top.crops[rank], image[:, 2 * row:2 * row + 14, 2 * col:2 * col + 14])
+
+
+def test_receptive_fields_of_conv_pool_stacks():
+    model = lenet()
+    assert receptive_field(model, "0", (1, 28, 28)).tolist() == [12, 12, 17, 17]
+    assert receptive_field(model, "2", (1, 28, 28), torch.tensor([[0, 0], [11, 11]])).tolist() == [
+        [0, 0, 6, 6], [22, 22, 28, 28]]
+    assert receptive_field(model, "7", (1, 28, 28)).tolist() == [0, 0, 28, 28]
+    torchvision = pytest.importorskip("torchvision")
+    alexnet = torchvision.models.alexnet()
+    sizes = [int(b[2] - b[0]) for b in (receptive_field(alexnet, f"features.{i}", (3, 224, 224)) for i in (0, 2, 5))]
+    assert sizes == [11, 19, 67]  # 11x11/4 conv; 3x3/2 pool; 5x5 pad-2 conv and 3x3/2 pool at stride 8
+
+
+def test_border_crops_are_padded_on_the_outside():
+    model = nn.Sequential(nn.Conv2d(1, 1, 5, padding=2)).eval()
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.zero_()
+    images = torch.zeros(2, 1, 10, 10)
+    images[1, 0, 0, 0] = 1.0  # the strongest unit sits at the top-left corner
+    top = top_activations(model, "0", images, channel=0, k=1)
+    assert top.indices.tolist() == [1] and top.positions.tolist() == [[0, 0]]
+    assert top.boxes.tolist() == [[0, 0, 3, 3]] and top.crops.shape == (1, 1, 5, 5)
+    assert top.crops[0, 0, 2, 2] == 1.0 and top.crops[0, 0, :2].abs().sum() == 0
+
+
+def test_model_unchanged_and_clear_errors(images):
+    model = make("reused").train()
+    before = model_state(model)
+    rgb = torch.rand(10, 3, 16, 16)
+    top_activations(model, "c2", rgb, channel=1, k=3)
+    assert model_state(model) == before
+    with pytest.raises(ValueError, match="ran 4 times"):
+        top_activations(model, "relu", rgb, channel=0)
+    with pytest.raises(KeyError, match="close matches"):
+        top_activations(model, "c22", rgb)
+    with pytest.raises(ValueError, match=r"\[0, 11\]"):
+        top_activations(model, "c2", rgb, channel=12)
+    with pytest.raises(ValueError, match="k must"):
+        top_activations(model, "c2", rgb, k=11)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        top_activations(model, "c2", rgb * 2, k=2)
+    with pytest.raises(TypeError, match="dataset"):
+        top_activations(model, "c2", [1, 2, 3], k=2)
+    assert model_state(model) == before
