@@ -6,7 +6,7 @@ from . import adversarial, attribution, data, dream, hooks, plot, style, text, t
 from .adversarial import fgsm, fooling_images, pgd
 from .attribution import deconvnet, guided_backprop, occlusion, saliency, top_activations
 from .dream import deepdream
-from .hooks import activations
+from .hooks import activations, capture
 from .style import style_transfer
 from .train import History, device, evaluate, fit, seed
 
@@ -18,7 +18,7 @@ __all__ = [
     # training
     "History", "device", "evaluate", "fit", "seed",
     # seeing inside a network
-    "activations", "saliency", "guided_backprop", "deconvnet", "occlusion", "top_activations",
+    "activations", "capture", "saliency", "guided_backprop", "deconvnet", "occlusion", "top_activations",
     # making images
     "deepdream", "fgsm", "pgd", "fooling_images", "style_transfer",
     "__version__",

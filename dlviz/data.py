@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.error
@@ -92,7 +93,7 @@ def _download(urls: list[str], target: Path, md5: str) -> None:
                 raise ChecksumError(f"download from {url} does not match md5 {md5}")
             os.replace(partial, target)
             return
-        except (urllib.error.URLError, OSError, ChecksumError, ValueError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ChecksumError, ValueError) as error:
             errors.append(f"{url}: {error}")
         finally:
             # our own partial file, never a user's: a later attempt starts afresh
@@ -155,25 +156,36 @@ def _idx_dataset(cls, train: bool, root, transform, download: bool):
     base = data_root(root)
     raw = base / cls.__name__ / "raw"
     # torchvision checks that all four files exist, whichever split is asked for
+    to_unpack = []
     for gz_name, gz_md5 in cls.resources:
         idx_name = gz_name[:-3]
-        idx_md5 = _IDX_MD5[cls.__name__][idx_name]
         if (raw / idx_name).exists():
-            _verify(raw / idx_name, idx_md5)
-            continue
-        _ensure(cls.__name__, raw, {gz_name: (gz_md5, [m + gz_name for m in cls.mirrors])}, download)
-        partial = raw / (idx_name + ".part")
-        try:
-            with gzip.open(raw / gz_name, "rb") as src, open(partial, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            _verify(partial, idx_md5)
-            os.replace(partial, raw / idx_name)
-        finally:
-            partial.unlink(missing_ok=True)
+            _verify(raw / idx_name, _IDX_MD5[cls.__name__][idx_name])
+        else:
+            to_unpack.append((gz_name, gz_md5))
+    # one call for every missing archive, so that an offline error names all of them
+    _ensure(cls.__name__, raw, {gz: (md5, [m + gz for m in cls.mirrors]) for gz, md5 in to_unpack}, download)
+    for gz_name, _ in to_unpack:
+        _unpack(raw / gz_name, raw / gz_name[:-3], _IDX_MD5[cls.__name__][gz_name[:-3]])
     if transform is None:
         from torchvision.transforms import ToTensor
         transform = ToTensor()
     return cls(str(base), train=train, transform=transform, download=False)
+
+
+def _unpack(archive: Path, target: Path, md5: str) -> None:
+    """Gunzip ``archive`` into ``target`` through a ``.part`` file that takes the real name only once verified."""
+    partial = target.with_name(target.name + ".part")
+    try:
+        with gzip.open(archive, "rb") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        _verify(partial, md5)
+        os.replace(partial, target)
+    except PermissionError as error:
+        raise DataNotFoundError(f"cannot unpack {archive} into {target.parent}: the folder is not writable. Unpack "
+                                f"it there yourself (gunzip -k), or point DLVIZ_DATA to a writable folder.") from error
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def mnist(train: bool = True, root=None, transform=None, download: bool = True):

@@ -53,7 +53,7 @@ def layer_objective(activation: torch.Tensor, channel: int | None = None) -> tor
                          f"{tuple(activation.shape) if isinstance(activation, torch.Tensor) else type(activation)}")
     if channel is None:
         return activation.pow(2).flatten(1).mean(1)
-    if not (isinstance(channel, int) and 0 <= channel < activation.shape[1]):
+    if isinstance(channel, bool) or not (isinstance(channel, int) and 0 <= channel < activation.shape[1]):
         raise ValueError(f"channel must be an int in [0, {activation.shape[1] - 1}] for this layer "
                          f"({activation.shape[1]} channels), got {channel!r}")
     return activation[:, channel].reshape(len(activation), -1).mean(1)

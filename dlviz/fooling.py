@@ -103,6 +103,18 @@ def fooling_images(model: nn.Module, targets, *, method: str = "gradient", shape
         raise ValueError(f"confidence must be a probability in (0, 1), got {confidence!r}")
     if isinstance(targets, range):
         targets = list(targets)
+    if torch.as_tensor(targets).numel() == 0:
+        raise ValueError("targets is empty: give a class index or a sequence of them, e.g. range(10)")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise ValueError(f"steps must be an int >= 0 (or None for the method's default), got {steps!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive number (the mean change of a pixel per step), got {lr!r}")
+    if isinstance(population, bool) or not isinstance(population, int) or population < 1:
+        raise ValueError(f"population must be an int >= 1, got {population!r}")
+    if isinstance(halve_every, bool) or not isinstance(halve_every, int) or halve_every < 1:
+        raise ValueError(f"halve_every must be an int >= 1 (generations), got {halve_every!r}")
+    if isinstance(mutation_rate, bool) or not isinstance(mutation_rate, (int, float)) or not 0 < mutation_rate <= 1:
+        raise ValueError(f"mutation_rate must be in (0, 1], got {mutation_rate!r}")
     with preserved(model):
         shape = input_shape(model, shape)
         device = model_device(model)
@@ -158,10 +170,6 @@ def _gradient(model, targets, shape, device, confidence, steps, lr, generator, p
 
 def _evolution(model, targets, shape, device, confidence, steps, population, mutation_rate, halve_every, generator,
                progress) -> FoolingResult:
-    if not (isinstance(population, int) and population >= 1):
-        raise ValueError(f"population must be an int >= 1, got {population!r}")
-    if not (0 < mutation_rate <= 1):
-        raise ValueError(f"mutation_rate must be in (0, 1], got {mutation_rate!r}")
     cells = torch.unique(targets)  # one archive cell per distinct class
     labels = cells.to(device)
     k, pixels = len(cells), math.prod(shape)
@@ -177,6 +185,7 @@ def _evolution(model, targets, shape, device, confidence, steps, population, mut
         with torch.no_grad():
             return F.softmax(model(genomes.float() / 255), dim=1)[:, labels]
 
+    start = time.perf_counter()
     # the first generation: random images; each cell takes the best one for its class
     children = (rand(population, *shape) * 256).clamp(max=255).to(torch.uint8)
     probs = evaluate(children)
@@ -185,7 +194,6 @@ def _evolution(model, targets, shape, device, confidence, steps, population, mut
     evaluations = population
     iterations = torch.full((k,), -1, dtype=torch.long)
     seconds = torch.full((k,), math.nan)
-    start = time.perf_counter()
     for generation in tqdm(range(steps + 1), desc="fooling (evolution)", disable=not progress, leave=False):
         newly = (fitness.cpu() >= confidence) & (iterations < 0)
         iterations[newly] = generation

@@ -24,7 +24,12 @@ _CHANNELS_LAST_PIXELS = 96 * 96  # images at least this large use the channels-l
 
 
 def _pair(value, name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        pair = (value, value)
+    elif isinstance(value, (tuple, list)):
+        pair = tuple(value)
+    else:
+        pair = ()
     if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
         raise ValueError(f"{name} must be a positive int or a pair (height, width) of positive ints, got {value!r}")
     return pair
@@ -116,10 +121,14 @@ def _baseline(baseline, images: torch.Tensor) -> torch.Tensor:
         return torch.full((n, 1, 1, 1), float(baseline), dtype=images.dtype, device=images.device)
     if isinstance(baseline, torch.Tensor):
         try:
-            return torch.broadcast_to(baseline.detach().to(images), images.shape)
+            fill = torch.broadcast_to(baseline.detach().to(images), images.shape)
         except RuntimeError:
             raise ValueError(f"a baseline tensor must broadcast to the images' shape {tuple(images.shape)}, got "
                              f"{tuple(baseline.shape)}") from None
+        if not bool(torch.isfinite(fill).all()) or float(fill.min()) < 0 or float(fill.max()) > 1:
+            raise ValueError(f"a baseline image must have values in [0, 1] like the images, got values in "
+                             f"[{float(fill.min()):.3g}, {float(fill.max()):.3g}]")
+        return fill
     raise TypeError(f"baseline must be a number in [0, 1] or a tensor, got {type(baseline).__name__}")
 
 

@@ -33,7 +33,8 @@ def image_grid(images, labels=None, *, ncols: int | None = None, cmap: str = "gr
         labels: N strings or numbers shown under the images (or None).
         ncols: columns (default: up to 10).
         size: inches per image; the defaults keep a 40-image grid well under 100 kB.
-        vmin, vmax: the value range mapped to black and white (None: each image's own range).
+        vmin, vmax: the value range mapped to black and white (None: each image's own range). An image with values
+            outside that range raises ValueError rather than being shown clipped (a 0..255 image would look white).
     """
     import matplotlib.pyplot as plt
 
@@ -52,17 +53,30 @@ def image_grid(images, labels=None, *, ncols: int | None = None, cmap: str = "gr
     else:
         axes = np.ravel(axes)
         fig = axes[0].figure
+    arrays = [to_numpy_image(image) for image in images]
+    _check_range(arrays, vmin, vmax)
     for i, ax in enumerate(axes):
         ax.axis("off")
         if i >= n:
             continue
-        ax.imshow(to_numpy_image(images[i]), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.imshow(arrays[i], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         if labels is not None:
             ax.set_title(str(labels[i]), fontsize=8, pad=2)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _check_range(arrays, vmin, vmax) -> None:
+    """Values outside [vmin, vmax] would be drawn clipped, silently: say so instead."""
+    slack = 1e-3 * ((vmax if vmax is not None else 1.0) - (vmin if vmin is not None else 0.0))
+    for i, array in enumerate(arrays):
+        lo, hi = float(np.nanmin(array)), float(np.nanmax(array))
+        if (vmin is not None and lo < vmin - slack) or (vmax is not None and hi > vmax + slack):
+            raise ValueError(f"image {i} has values in [{lo:.3g}, {hi:.3g}], outside the displayed range "
+                             f"[{vmin}, {vmax}]; scale images to [0, 1] (uint8: x.float() / 255) or pass "
+                             f"vmin=None, vmax=None to stretch each image to its own range")
 
 
 def training_curves(history, axes=None, title: str | None = None):

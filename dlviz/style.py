@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ._validate import as_image_batch, restore_batch
-from .hooks import model_device
+from .hooks import model_device, preserved
 
 __all__ = ["VGGFeatures", "vgg19_features", "gram_matrix", "StyleLoss", "style_transfer", "texture_synthesis",
            "STYLE_LAYERS", "CONTENT_LAYER"]
@@ -322,14 +322,16 @@ def style_transfer(content, style, *, steps: int = 100, content_weight: float = 
     content_batch, single = _as_images(content, "content", size, device)
     style_batch, _ = _as_images(style, "style", min(content_batch.shape[-2:]), device)
     start = time.perf_counter()
-    loss = StyleLoss(extractor, style_batch, content_batch, style_layers=style_layers, content_layer=content_layer,
-                     style_weight=style_weight, content_weight=content_weight)
-    if init == "content":
-        x = content_batch
-    else:
-        x = torch.rand(content_batch.shape, generator=torch.Generator().manual_seed(0)).to(device)
-    history = {"loss": [], "style": [], "content": [], "extractor": extractor.description}
-    result = _optimize(loss, x, steps, history, progress, "style transfer")
+    # the extractor runs in eval mode with its parameters frozen (no gradients pile up in a caller's module)
+    with preserved(extractor):
+        loss = StyleLoss(extractor, style_batch, content_batch, style_layers=style_layers,
+                         content_layer=content_layer, style_weight=style_weight, content_weight=content_weight)
+        if init == "content":
+            x = content_batch
+        else:
+            x = torch.rand(content_batch.shape, generator=torch.Generator().manual_seed(0)).to(device)
+        history = {"loss": [], "style": [], "content": [], "extractor": extractor.description}
+        result = _optimize(loss, x, steps, history, progress, "style transfer")
     history["seconds"] = time.perf_counter() - start
     result = restore_batch(result, single)
     return (result, history) if return_history else result
@@ -360,13 +362,14 @@ def texture_synthesis(style, *, size: int | tuple[int, int] = 128, steps: int = 
     device = model_device(extractor)
     style_batch, _ = _as_images(style, "style", None, device)
     start = time.perf_counter()
-    loss = StyleLoss(extractor, style_batch, None, style_layers=style_layers)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     # smooth random noise (uniform noise on an 8 times coarser grid, enlarged), in [0.25, 0.75]
     coarse = torch.rand((1, 3, max(1, height // 8), max(1, width // 8)), generator=generator, device=generator.device)
     x = (0.25 + 0.5 * F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1))
     x = x.to(device)
-    history = {"loss": [], "style": [], "content": [], "extractor": extractor.description}
-    result = _optimize(loss, x, steps, history, progress, "texture synthesis")[0]
+    with preserved(extractor):
+        loss = StyleLoss(extractor, style_batch, None, style_layers=style_layers)
+        history = {"loss": [], "style": [], "content": [], "extractor": extractor.description}
+        result = _optimize(loss, x, steps, history, progress, "texture synthesis")[0]
     history["seconds"] = time.perf_counter() - start
     return (result, history) if return_history else result

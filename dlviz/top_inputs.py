@@ -161,6 +161,10 @@ def _map_maxima(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _length(dataset) -> int:
     if isinstance(dataset, torch.Tensor):
+        if dataset.dim() != 4:
+            raise ValueError(f"a tensor dataset must be images of shape (N, C, H, W), got shape "
+                             f"{tuple(dataset.shape)}" + (" (add the channel dimension: x.unsqueeze(1))"
+                                                          if dataset.dim() == 3 else ""))
         as_image_batch(dataset[:1], "dataset")
         return len(dataset)
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):

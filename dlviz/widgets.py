@@ -401,6 +401,7 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
     Panels: the image, the dream, and the change (dream - image, grey = none). A channel number beyond the layer's
     channel count wraps around; octaves too small for the model are left out (the title says how many ran).
     """
+    import re
     import warnings
 
     import torch
@@ -421,7 +422,10 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
             warnings.simplefilter("always")
             dream = deepdream(model, image, layer, channel=picked, octaves=octaves, steps=steps, lr=lr,
                               jitter=jitter, generator=torch.Generator().manual_seed(seed))
-        ran = octaves - (1 if any("octaves" in str(w.message) for w in caught) else 0)
+        ran = octaves
+        for w in caught:  # deepdream says "using N of M octaves" when the smallest scales are too small
+            used = re.search(r"using (\d+) of \d+ octaves", str(w.message))
+            ran = int(used.group(1)) if used else ran
         before = float(layer_objective(activations(model, image[None], layer)[layer], picked))
         after = float(layer_objective(activations(model, dream[None], layer)[layer], picked))
         fig = _figure(3 * size, size + 0.5)

@@ -228,3 +228,64 @@ def test_device_follows_the_model(x):
     result = guided_backprop(model, x, TARGET)
     assert result.device == x.device
     torch.testing.assert_close(result, guided_backprop(make("inplace"), x, TARGET), rtol=1e-4, atol=1e-6)
+
+
+def _googlenet_with_relu_modules(model: nn.Module) -> nn.Module:
+    """A copy of torchvision's GoogLeNet whose BasicConv2d blocks call an nn.ReLU module instead of F.relu."""
+    import copy
+    twin = copy.deepcopy(model)
+    for block in twin.modules():
+        if type(block).__name__ == "BasicConv2d":
+            block.relu = nn.ReLU(inplace=True)
+            block.forward = (lambda b: lambda x: b.relu(b.bn(b.conv(x))))(block)
+    return twin.eval()
+
+
+def test_torchvision_googlenet_equals_captum_on_its_relu_module_twin():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.googlenet(num_classes=10, aux_logits=False, init_weights=True).eval()
+    twin = _googlenet_with_relu_modules(model)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), twin(x))
+    torch.testing.assert_close(guided_backprop(model, x, 3), captum(captum_attr.GuidedBackprop, twin, x, target=3))
+    torch.testing.assert_close(deconvnet(model, x, 3), captum(captum_attr.Deconvolution, twin, x, target=3))
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, x: saliency(m, x, 1),
+    lambda m, x: guided_backprop(m, x, 1),
+    lambda m, x: deconvnet(m, x, 1),
+    lambda m, x: deconvnet(m, x, layer="classifier.1", channel=0),
+    lambda m, x: dlviz.occlusion(m, x, 1, window=4),
+    lambda m, x: dlviz.top_activations(m, "classifier.1", x, channel=0, k=1),
+])
+def test_state_is_restored_when_the_forward_pass_raises(call):
+    """8x8 images pass the ReLUs and pools, then break the classifier's Linear layer: every override, hook and mode
+    set by the call must be undone, and the caller's own hooks must still be there and still run."""
+    model = make("inplace").train()
+    seen = []
+    handle = model.features[0].register_forward_hook(lambda *args: seen.append(1))
+    before = model_state(model)
+    with pytest.raises(RuntimeError):
+        call(model, torch.rand(2, 3, 8, 8))
+    assert model_state(model) == before and model.training
+    assert torch._C._len_torch_function_stack() == 0  # no ReLU override left active
+    seen.clear()
+    model.eval()(torch.rand(1, 3, 16, 16))
+    assert seen == [1]
+    handle.remove()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("call", [
+    lambda m, x: saliency(m, x, TARGET),
+    lambda m, x: deconvnet(m, x, TARGET),
+    lambda m, x: deconvnet(m, x, layer="features.3", channel=1),
+    lambda m, x: dlviz.occlusion(m, x, TARGET, window=4),
+])
+def test_every_method_follows_the_model_to_the_gpu(call, x):
+    result = call(make("inplace").cuda(), x)
+    assert result.device == x.device
+    torch.testing.assert_close(result, call(make("inplace"), x), rtol=1e-4, atol=1e-5)

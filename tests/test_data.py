@@ -1,7 +1,7 @@
 import gzip
 import hashlib
 import io
-import os
+import pathlib
 import shutil
 import time
 import urllib.error
@@ -111,7 +111,9 @@ def test_missing_files_offline_fail_fast_and_name_the_folder(tmp_path, monkeypat
         data.mnist()
     assert time.perf_counter() - start < 5
     message = str(error.value)
-    assert str(tmp_path) in message and "DLVIZ_DATA" in message and "train-images-idx3-ubyte.gz" in message
+    assert str(tmp_path) in message and "DLVIZ_DATA" in message
+    for name in ALL_IDX:  # every missing file is named, not only the first
+        assert name + ".gz" in message
     assert offline and all(timeout == data.NETWORK_TIMEOUT_S for _, timeout in offline)
     assert not any(tmp_path.rglob("*.part"))
 
@@ -195,7 +197,7 @@ class _Response(io.BytesIO):
         self.close()
 
 
-def test_interrupted_download_leaves_no_partial_file_then_resumes(data_dir, tmp_path, monkeypatch):
+def test_interrupted_download_leaves_no_partial_file_and_a_retry_succeeds(data_dir, tmp_path, monkeypatch):
     payload = (data_dir / "tinyshakespeare" / "input.txt").read_bytes()
     attempts = []
 
@@ -221,11 +223,67 @@ def test_download_with_wrong_checksum_is_rejected(tmp_path, monkeypatch):
     assert list((tmp_path / "images").iterdir()) == []
 
 
-def test_checksums_in_the_table_are_the_published_ones(data_dir):
-    """The table's MD5s agree with the shared reference copies (and with torchvision's own .gz list)."""
-    from torchvision.datasets import MNIST
-    for name, md5 in MNIST.resources:
-        assert hashlib.md5((data_dir / "MNIST" / "raw" / name).read_bytes()).hexdigest() == md5
-    for name, md5 in data._IDX_MD5["MNIST"].items():
-        assert hashlib.md5((data_dir / "MNIST" / "raw" / name).read_bytes()).hexdigest() == md5
-    assert os.path.basename(data.PAINTINGS["starry_night"][0]) == "starry_night.jpg"
+def test_interrupted_unpack_leaves_no_partial_file(data_dir, tmp_path, monkeypatch, offline):
+    raw = _copy_mnist(data_dir, tmp_path, [n + ".gz" for n in ALL_IDX])
+    real_copy = shutil.copyfileobj
+
+    def interrupted(src, dst, length=0):
+        dst.write(src.read(1000))
+        raise KeyboardInterrupt  # Ctrl-C in the middle of unpacking
+
+    monkeypatch.setattr(data.shutil, "copyfileobj", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.mnist(train=False, root=tmp_path)
+    assert not any(raw.glob("*.part")) and not any(raw.glob("*-ubyte"))
+    monkeypatch.setattr(data.shutil, "copyfileobj", real_copy)
+    assert len(data.mnist(train=False, root=tmp_path)) == 10_000
+
+
+def test_unwritable_folder_gives_a_clear_error(data_dir, tmp_path, monkeypatch, offline):
+    _copy_mnist(data_dir, tmp_path, [n + ".gz" for n in ALL_IDX])
+
+    def refuse(path, mode="r", *args, **kwargs):
+        if "w" in mode:
+            raise PermissionError(f"read-only file system: {path}")
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", refuse, raising=False)
+    with pytest.raises(data.DataNotFoundError, match="not writable"):
+        data.mnist(train=False, root=tmp_path)
+
+
+def _published_md5() -> dict[str, str]:
+    """path -> md5 from the shared data's SOURCES.txt, the record of where each original file came from."""
+    sources = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets" / "SOURCES.txt"
+    if not sources.exists():
+        pytest.skip("../shared/datasets/SOURCES.txt is not beside this checkout")
+    table = {}
+    for line in sources.read_text().splitlines():
+        if line and not line.startswith("#"):
+            path, _size, md5 = line.split("\t")[:3]
+            table[path] = md5
+    return table
+
+
+def test_checksums_in_the_table_are_the_published_ones():
+    """Every MD5 the loaders check agrees with the record of the original files (and torchvision's own .gz list)."""
+    from torchvision.datasets import MNIST, FashionMNIST
+    published = _published_md5()
+    for cls in (MNIST, FashionMNIST):
+        for name, md5 in cls.resources:
+            assert published[f"{cls.__name__}/raw/{name}"] == md5
+    name, md5, _ = data._SHAKESPEARE
+    assert published[f"tinyshakespeare/{name}"] == md5
+    for filename, md5, _ in data.PAINTINGS.values():
+        assert published[f"images/{filename}"] == md5
+
+
+def test_unpacked_checksums_match_the_shared_files(data_dir):
+    for dataset, table in data._IDX_MD5.items():
+        for name, md5 in table.items():
+            path = data_dir / dataset / "raw" / name
+            if not path.exists():  # only the .gz is there: unpack it to check
+                with gzip.open(path.with_name(name + ".gz"), "rb") as f:
+                    assert hashlib.md5(f.read()).hexdigest() == md5, name
+            else:
+                assert hashlib.md5(path.read_bytes()).hexdigest() == md5, name

@@ -118,6 +118,7 @@ def test_shape_inferred_from_model():
 @pytest.mark.parametrize("call,error,match", [
     (lambda m, x: deepdream(m, x, "features.9"), KeyError, "no layer named"),
     (lambda m, x: deepdream(m, x, "4", channel=16), ValueError, "channel"),
+    (lambda m, x: deepdream(m, x, "4", channel=True), ValueError, "channel"),
     (lambda m, x: deepdream(m, x[0, 0], "4"), ValueError, "shape"),
     (lambda m, x: deepdream(m, x * 3, "4"), ValueError, r"\[0, 1\]"),
     (lambda m, x: deepdream(m, x, "4", octaves=0), ValueError, "octaves"),
@@ -147,3 +148,32 @@ def test_dream_explorer_draws_a_static_figure(model, image):
     assert hooks(model) == 0
     with pytest.raises(ValueError, match="not among"):
         dream_explorer(model, image[0], ["1"], layer="4")
+
+
+def test_dream_explorer_title_counts_every_dropped_octave(image):
+    from dlviz.widgets import dream_explorer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 5), nn.ReLU(), nn.Conv2d(4, 4, 5), nn.ReLU())
+    # 12 px, scale 1.4: 12 and 9 px run; 6 and 4 px are too small for two 5x5 convolutions
+    explorer = dream_explorer(model, image[0, :, :12, :12], ["3"], octaves=4, steps=1)
+    assert "2 octaves" in explorer.figure.axes[1].get_title()
+
+
+def test_deepdream_on_googlenet_inception4c():
+    """The notebook's ImageNet path, with random weights: GoogLeNet's inception4c (functional ReLUs, branches)."""
+    from dlviz.zoo import imagenet
+
+    torch.manual_seed(0)
+    googlenet = imagenet("googlenet", weights=None)
+    for module in googlenet.modules():  # torchvision's init (std 0.01) makes inception4c's activations ~1e-16
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight)
+    photo = torch.rand(3, 96, 96) * 0.5 + 0.25
+    dreamed = deepdream(googlenet, photo, "inception4c", octaves=2, steps=2, jitter=4,
+                        generator=torch.Generator().manual_seed(0))
+    assert dreamed.shape == photo.shape and float(dreamed.min()) >= 0 and float(dreamed.max()) <= 1
+    before = layer_objective(activations(googlenet, photo, "inception4c")["inception4c"][None])
+    after = layer_objective(activations(googlenet, dreamed, "inception4c")["inception4c"][None])
+    assert float(after) > float(before)
+    assert hooks(googlenet) == 0 and not googlenet.training

@@ -98,6 +98,9 @@ def test_model_and_input_unchanged(x):
     (dict(target=1, window=4, score="probability"), ValueError, "score"),
     (dict(target=1, window=4, baseline=2.0), ValueError, "baseline"),
     (dict(target=1, window=4, batch_size=0), ValueError, "batch_size"),
+    (dict(target=1, window=2.5), ValueError, "positive int or a pair"),
+    (dict(target=1, window=4, stride="2"), ValueError, "positive int or a pair"),
+    (dict(target=1, window=4, baseline=torch.full((3, 1, 1), 3.0)), ValueError, r"baseline image.*\[0, 1\]"),
 ])
 def test_clear_errors(kwargs, error, match, x):
     model = make("inplace").train()

@@ -75,3 +75,32 @@ def test_ci_runs_the_readme_test_command():
 def test_pytest_collects_every_notebook():
     assert "notebooks" in PYPROJECT["tool"]["pytest"]["ini_options"]["testpaths"]
     assert "--nbval " in PYPROJECT["tool"]["pytest"]["ini_options"]["addopts"] + " "
+
+
+def test_conda_pip_section_is_a_valid_requirements_list():
+    """conda hands the pip: list to pip as a requirements file, where options such as --no-deps are rejected."""
+    text = (ROOT / "environment.yml").read_text()
+    pip_lines = [line.strip()[2:] for line in text.split("  - pip:\n", 1)[1].splitlines() if line.strip()]
+    for line in pip_lines:
+        assert not line.startswith("--"), f"pip option {line!r} is not allowed in a requirements list"
+
+
+def test_binder_uses_the_course_constraints_and_python():
+    assert "-c ../constraints/course.txt" in (ROOT / "binder" / "requirements.txt").read_text()
+    runtime_python = (ROOT / "binder" / "runtime.txt").read_text().strip()
+    minimum = PYPROJECT["project"]["requires-python"].removeprefix(">=")
+    assert runtime_python == f"python-{minimum}"
+    assert f"python={minimum}" in (ROOT / "environment.yml").read_text()
+    assert f"Python {minimum}+" in (ROOT / "README.md").read_text()
+
+
+def test_top_level_names_are_the_documented_tools():
+    import dlviz
+    from dlviz import adversarial, attribution, dream, hooks, style
+    assert dlviz.fgsm is adversarial.fgsm and dlviz.pgd is adversarial.pgd
+    assert dlviz.fooling_images is adversarial.fooling_images
+    assert dlviz.deepdream is dream.deepdream and dlviz.style_transfer is style.style_transfer
+    for tool in ("saliency", "guided_backprop", "deconvnet", "occlusion", "top_activations"):
+        assert getattr(dlviz, tool) is getattr(attribution, tool)
+    assert dlviz.activations is hooks.activations and dlviz.capture is hooks.capture
+    assert set(dlviz.__all__) <= set(dir(dlviz))

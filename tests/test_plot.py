@@ -47,3 +47,12 @@ def test_image_grid_of_40_digits_is_small():
     fig.savefig(buffer, format="png")
     plt.close(fig)
     assert buffer.tell() < 150_000
+
+
+def test_image_grid_refuses_values_it_would_clip():
+    with pytest.raises(ValueError, match=r"outside the displayed range.*vmin=None"):
+        plot.image_grid(torch.full((2, 1, 4, 4), 255.0))
+    with pytest.raises(ValueError, match="image 1"):
+        plot.image_grid([torch.zeros(1, 4, 4), -torch.ones(1, 4, 4)])
+    fig = plot.image_grid(torch.full((2, 1, 4, 4), 255.0), vmin=None, vmax=None)  # own range: fine
+    plt.close(fig)

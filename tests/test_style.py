@@ -132,3 +132,32 @@ def test_clear_errors(extractor, images, call, error, match):
     content, painting = images
     with pytest.raises(error, match=match):
         call(extractor, content, painting)
+
+
+def test_a_trainable_extractor_is_left_as_it_was(images):
+    """A caller's extractor in train mode with trainable weights: no gradients accumulate, flags and mode return."""
+    content, painting = images
+    extractor = vgg19_features(None, seed=1)
+    extractor.train()
+    for p in extractor.parameters():
+        p.requires_grad_(True)
+    weights = extractor.features[0].weight.detach().clone()
+    style_transfer(content, painting, steps=3, extractor=extractor)
+    texture_synthesis(painting, size=16, steps=3, extractor=extractor)
+    assert extractor.training and all(p.requires_grad and p.grad is None for p in extractor.parameters())
+    assert torch.equal(extractor.features[0].weight, weights)
+
+
+def test_targets_are_computed_once_without_gradients(extractor, images):
+    """The style and content images go through the network once each, before the optimization starts."""
+    content, painting = images
+    seen = []
+    handle = extractor.features[0].register_forward_hook(
+        lambda module, inputs, output: seen.append((inputs[0].shape, torch.is_grad_enabled())))
+    try:
+        style_transfer(content, painting, steps=6, extractor=extractor)
+    finally:
+        handle.remove()
+    # first the painting and the photo without gradients, then every evaluation of the image being optimized
+    assert [grad for _, grad in seen[:2]] == [False, False]
+    assert all(grad for _, grad in seen[2:]) and 2 < len(seen) <= 2 + 6

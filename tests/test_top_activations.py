@@ -135,3 +135,35 @@ def test_model_unchanged_and_clear_errors(images):
     with pytest.raises(TypeError, match="dataset"):
         top_activations(model, "c2", [1, 2, 3], k=2)
     assert model_state(model) == before
+
+
+def test_memory_does_not_grow_with_the_dataset(monkeypatch):
+    """Only the running top-k is kept: when a batch is loaded, at most the previous batch's activations are alive."""
+    import weakref
+
+    from dlviz import top_inputs
+
+    alive, most_alive = [], [0]
+    real_maxima = top_inputs._map_maxima
+
+    def recording_maxima(act):
+        alive.append(weakref.ref(act))
+        return real_maxima(act)
+
+    class Streaming(torch.utils.data.Dataset):
+        def __len__(self):
+            return 400
+
+        def __getitem__(self, i):
+            most_alive[0] = max(most_alive[0], sum(ref() is not None for ref in alive))
+            return torch.rand(1, 28, 28, generator=torch.Generator().manual_seed(i)), 0
+
+    monkeypatch.setattr(top_inputs, "_map_maxima", recording_maxima)
+    top = top_activations(lenet(), "3", Streaming(), channel=2, k=5, batch_size=10)
+    assert len(alive) == 40 and most_alive[0] <= 2
+    assert top.indices.shape == (5,)
+
+
+def test_a_tensor_dataset_must_be_a_batch_of_images():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        top_activations(lenet(), "0", torch.rand(20, 28, 28), channel=0)

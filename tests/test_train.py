@@ -136,3 +136,18 @@ def test_history_plot_draws_both_metrics():
     assert len(loss_ax.lines) == 2 and len(acc_ax.lines) == 2
     assert list(acc_ax.lines[1].get_ydata()) == history.val_accuracy
     plt.close(fig)
+
+
+def test_progress_bars_cover_epochs_and_batches(capsys):
+    dlviz.fit(nn.Linear(2, 2), blobs(), epochs=2, batch_size=8, progress=True)
+    err = capsys.readouterr().err
+    assert "epochs" in err and "batches" in err and "acc=" in err
+    dlviz.fit(nn.Linear(2, 2), blobs(), epochs=2, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_device_prefers_cuda_then_mps(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert train.device().type == expected
