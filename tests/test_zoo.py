@@ -1,5 +1,8 @@
-"""The shipped course models: they load, take raw inputs, and are as accurate as the course claims."""
+"""The shipped course models: they load, take raw inputs, and are as accurate as the course claims; and the
+command that retrains them (tools/train_zoo.py) runs end to end."""
+import importlib.util
 import math
+import pathlib
 
 import pytest
 import torch
@@ -7,10 +10,12 @@ import torch
 import dlviz
 from dlviz import text, zoo
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
-def mnist_test():
-    return dlviz.data.tensors(dlviz.data.mnist(train=False))
+def mnist_test(data_dir):
+    return dlviz.data.tensors(dlviz.data.mnist(train=False, root=data_dir))
 
 
 def test_available_names():
@@ -116,3 +121,75 @@ def test_sequence_pairs_and_vocab():
         text.sequence_pairs(vocab.encode("ab"), 3)
     with pytest.raises(ValueError):
         text.split("abc", 1.5)
+
+
+# --- tools/train_zoo.py: the documented retraining command runs end to end ---------------------------------------
+
+TRAIN_ZOO = pathlib.Path(__file__).resolve().parent.parent / "tools" / "train_zoo.py"
+
+
+@pytest.fixture
+def train_zoo(monkeypatch, tmp_path):
+    """tools/train_zoo.py as a module, with the package's weights folder replaced by an empty decoy folder (so that a
+    run which ignored --output-dir would be caught instead of overwriting the shipped weights)."""
+    spec = importlib.util.spec_from_file_location("train_zoo", TRAIN_ZOO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    decoy = tmp_path / "package_weights"
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", decoy)
+    threads = torch.get_num_threads()
+    yield module
+    torch.set_num_threads(threads)
+    assert not decoy.exists(), "train_zoo.py wrote into the package's weights folder despite --output-dir"
+
+
+def _load_from(monkeypatch, folder, name):
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", folder)
+    return zoo.load(name)
+
+
+def test_train_zoo_mlp_smoke(train_zoo, monkeypatch, tmp_path, mnist_test):
+    images, labels = mnist_test
+    train, test = (images[:1000], labels[:1000]), (images[1000:1500], labels[1000:1500])
+    monkeypatch.setattr(train_zoo, "_mnist_tensors", lambda: (train, test))   # a small stand-in for MNIST
+    out = tmp_path / "out"
+    train_zoo.main(["mlp_mnist", "--steps", "3", "--output-dir", str(out), "--device", "cpu"])
+    assert [p.name for p in out.iterdir()] == ["mlp_mnist.pt"]
+
+    model = _load_from(monkeypatch, out, "mlp_mnist")
+    meta = model.metadata
+    assert not model.training
+    assert meta["steps"] == 3 and meta["epochs"] == round(3 / 8, 3)    # 1,000 images in batches of 128: 8 a pass
+    assert meta["seed"] == 0 and meta["seconds"] > 0 and "shift" not in meta
+    assert "1,000 training images" in meta["data"] and "500 test images" in meta["data"]
+    # the stored metrics are those of the stored weights
+    metrics = dlviz.evaluate(model, test)
+    assert metrics["accuracy"] == pytest.approx(meta["test_accuracy"], abs=1e-6)
+    assert metrics["loss"] == pytest.approx(meta["test_loss"], abs=1e-4)
+    assert meta["test_error_percent"] == pytest.approx(100 * (1 - meta["test_accuracy"]), abs=1e-3)
+    # three steps did change the weights: they are not the seeded initialization
+    dlviz.seed(0)
+    fresh = zoo.build("mlp_mnist", {"hidden": [256, 256], "dropout": 0.2})
+    assert not torch.equal(fresh.layers[0].weight, model.layers[0].weight)
+
+
+def test_train_zoo_charlstm_smoke(train_zoo, monkeypatch, tmp_path, data_dir):
+    short = dlviz.data.tiny_shakespeare(root=data_dir)[:40_000]                   # a small stand-in for Tiny Shakespeare
+    monkeypatch.setattr(dlviz.data, "tiny_shakespeare", lambda *args, **kwargs: short)
+    out = tmp_path / "out"
+    train_zoo.main(["charlstm_shakespeare", "--steps", "2", "--output-dir", str(out), "--device", "cpu"])
+    assert [p.name for p in out.iterdir()] == ["charlstm_shakespeare.pt"]
+    stored = torch.load(out / "charlstm_shakespeare.pt", weights_only=True)["state_dict"]
+    assert stored["head.weight"].dtype == torch.float16                  # stored in half precision: small files
+
+    model = _load_from(monkeypatch, out, "charlstm_shakespeare")
+    meta = model.metadata
+    assert not model.training and model.vocab.chars == text.CharVocab(short).chars
+    assert meta["steps"] == 2 and meta["seed"] == 0 and meta["seconds"] > 0
+    assert meta["epochs"] == round(2 * 32 * 128 / 36_000, 3)
+    # two steps from a random start: still close to uniform guessing, and the stored loss is the stored model's
+    val = model.encode(text.split(short, 0.9)[1])
+    loss = text.loss_per_char(model, val)
+    assert 3.0 < meta["val_loss_nats_per_char"] < math.log(len(model.vocab)) + 0.3
+    assert loss == pytest.approx(meta["val_loss_nats_per_char"], abs=5e-3)
+    assert meta["val_bits_per_char"] == pytest.approx(meta["val_loss_nats_per_char"] / math.log(2), abs=1e-3)
