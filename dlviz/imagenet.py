@@ -172,7 +172,12 @@ def imagenet(name: str, weights="DEFAULT", *, download: bool = True, progress: b
                     f"To enable them, download {chosen.url} on a machine with internet (or run "
                     f"dlviz.zoo.imagenet({name!r}) there) and copy the file into that folder; "
                     f"imagenet({name!r}, weights=None) gives the architecture with random weights.")
-    model = models.get_model(name, weights=chosen)
+    options = {}
+    if chosen is None and name in ("googlenet", "inception_v3"):
+        # PyTorch's default initialization: torchvision's own (std 0.01, slow, and announced to change with a
+        # FutureWarning) leaves the deeper activations of a random network near zero
+        options["init_weights"] = False
+    model = models.get_model(name, weights=chosen, **options)
     meta_source = chosen if chosen is not None else enum.DEFAULT
     transforms = meta_source.transforms()
     from .zoo import Normalize
