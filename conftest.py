@@ -1,5 +1,16 @@
 """Repository-wide pytest set-up, loaded for the unit tests and for nbval's notebook runs alike."""
+import atexit
+import os
+import shutil
+import tempfile
+
 import nbval.kernel
+
+# The notebooks use ImageNet weights when torch's cache has them (AlexNet in 05, GoogLeNet in 06, VGG-19 in 08),
+# and their committed outputs were made without (none can be downloaded where CI runs). The kernels nbval starts
+# inherit this environment: an empty torch cache makes every machine compute what CI computes.
+os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="dlviz-tests-torch-home-")
+atexit.register(shutil.rmtree, os.environ["TORCH_HOME"], ignore_errors=True)
 
 
 def _execute_with_history(self, cell_input, allow_stdin=None):

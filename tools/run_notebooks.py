@@ -7,13 +7,16 @@ Usage (from the repository root, in the test environment):
 
 Each notebook runs in a fresh kernel started from its own folder, with widget state not stored, so the
 committed file passes ``../shared/tools/check_notebooks.py`` and nbval. A notebook that raises is not written.
-Peak memory is the kernel's maximum resident set size.
+Peak memory is the kernel's maximum resident set size. Notebooks run with an empty torch cache (``TORCH_HOME``), as
+under the tests, so that the stored outputs do not depend on which ImageNet weights this machine happens to have.
 """
 import argparse
+import os
 import pathlib
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -42,6 +45,8 @@ def main() -> int:
         print(f"PEAK_KB={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
         return 0
     notebooks = args.notebooks or sorted(pathlib.Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    # as under the tests (see conftest.py): no ImageNet weights, so the stored outputs are the ones CI computes
+    os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="dlviz-run-notebooks-torch-home-")
     failed = 0
     print(f"{'notebook':40s} {'time':>8s} {'peak memory':>12s}")
     for notebook in notebooks:
