@@ -1,9 +1,11 @@
 """Checks on the arguments every dlviz tool shares, with errors that say what was expected."""
 from __future__ import annotations
 
+import math
+
 import torch
 
-__all__ = ["as_image_batch", "restore_batch", "check_targets"]
+__all__ = ["as_image_batch", "restore_batch", "check_targets", "check_number"]
 
 
 def as_image_batch(x, name: str = "x", *, check_range: bool = True, channels: tuple[int, ...] | None = None,
@@ -62,3 +64,15 @@ def check_targets(target, n: int, num_classes: int | None = None, name: str = "t
     if num_classes is not None and (bool((t < 0).any()) or bool((t >= num_classes).any())):
         raise ValueError(f"{name} must be class indices in [0, {num_classes - 1}], got {t.tolist()}")
     return t.clone()
+
+
+def check_number(value, name: str, kind=float, allow_zero: bool = False):
+    """``value`` if it is a finite positive number (an int when ``kind is int``; zero too when ``allow_zero``),
+    else ValueError naming ``name`` and what was expected. Booleans are not numbers here."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        ok = ok and isinstance(value, int)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
+                         f"{'int' if kind is int else 'number'}, got {value!r}")
+    return value

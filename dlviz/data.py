@@ -162,11 +162,11 @@ def _idx_dataset(cls, train: bool, root, transform, download: bool):
         if (raw / idx_name).exists():
             _verify(raw / idx_name, _IDX_MD5[cls.__name__][idx_name])
         else:
-            to_unpack.append((gz_name, gz_md5))
+            to_unpack.append((gz_name, gz_md5, idx_name))
     # one call for every missing archive, so that an offline error names all of them
-    _ensure(cls.__name__, raw, {gz: (md5, [m + gz for m in cls.mirrors]) for gz, md5 in to_unpack}, download)
-    for gz_name, _ in to_unpack:
-        _unpack(raw / gz_name, raw / gz_name[:-3], _IDX_MD5[cls.__name__][gz_name[:-3]])
+    _ensure(cls.__name__, raw, {gz: (md5, [m + gz for m in cls.mirrors]) for gz, md5, _ in to_unpack}, download)
+    for gz_name, _, idx_name in to_unpack:
+        _unpack(raw / gz_name, raw / idx_name, _IDX_MD5[cls.__name__][idx_name])
     if transform is None:
         from torchvision.transforms import ToTensor
         transform = ToTensor()

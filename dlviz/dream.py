@@ -25,20 +25,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._shape import input_shape
-from ._validate import as_image_batch, check_targets, restore_batch
+from ._validate import as_image_batch, check_number, check_targets, restore_batch
 from .hooks import capture, model_device, preserved, resolve_layer
 
 __all__ = ["deepdream", "class_visualization", "feature_visualization", "layer_objective"]
-
-
-def _positive(value, name: str, kind=float, allow_zero: bool = False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        ok = ok and isinstance(value, int)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
-                         f"{'int' if kind is int else 'number'}, got {value!r}")
-    return value
 
 
 def _random_generator(generator):
@@ -116,10 +106,10 @@ def deepdream(model: nn.Module, image: torch.Tensor, layer, *, channel: int | No
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     batch, single = as_image_batch(image, "image")
-    _positive(octaves, "octaves", int)
-    _positive(steps, "steps", int, allow_zero=True)
-    _positive(lr, "lr")
-    _positive(jitter, "jitter", int, allow_zero=True)
+    check_number(octaves, "octaves", int)
+    check_number(steps, "steps", int, allow_zero=True)
+    check_number(lr, "lr")
+    check_number(jitter, "jitter", int, allow_zero=True)
     if not (isinstance(octave_scale, (int, float)) and octave_scale > 1):
         raise ValueError(f"octave_scale must be a number > 1, got {octave_scale!r}")
     name, _ = resolve_layer(model, layer)
@@ -168,12 +158,12 @@ def deepdream(model: nn.Module, image: torch.Tensor, layer, *, channel: int | No
 def _visualize(model, score, n, shape, steps, lr, l2, jitter, blur_every, blur_sigma, generator, progress, desc):
     from torchvision.transforms.functional import gaussian_blur
 
-    _positive(steps, "steps", int, allow_zero=True)
-    _positive(lr, "lr")
-    _positive(l2, "l2", allow_zero=True)
-    _positive(jitter, "jitter", int, allow_zero=True)
-    _positive(blur_every, "blur_every", int, allow_zero=True)
-    _positive(blur_sigma, "blur_sigma", allow_zero=True)
+    check_number(steps, "steps", int, allow_zero=True)
+    check_number(lr, "lr")
+    check_number(l2, "l2", allow_zero=True)
+    check_number(jitter, "jitter", int, allow_zero=True)
+    check_number(blur_every, "blur_every", int, allow_zero=True)
+    check_number(blur_sigma, "blur_sigma", allow_zero=True)
     if l2 >= 1:
         raise ValueError(f"l2 is the fraction of the distance to mid-grey removed per step, in [0, 1); got {l2}")
     device = model_device(model)

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._shape import input_shape
-from ._validate import check_targets
+from ._validate import check_number, check_targets
 from .hooks import model_device, preserved
 
 __all__ = ["fooling_images", "FoolingResult"]
@@ -105,15 +105,12 @@ def fooling_images(model: nn.Module, targets, *, method: str = "gradient", shape
         targets = list(targets)
     if torch.as_tensor(targets).numel() == 0:
         raise ValueError("targets is empty: give a class index or a sequence of them, e.g. range(10)")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-        raise ValueError(f"steps must be an int >= 0 (or None for the method's default), got {steps!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive number (the mean change of a pixel per step), got {lr!r}")
-    if isinstance(population, bool) or not isinstance(population, int) or population < 1:
-        raise ValueError(f"population must be an int >= 1, got {population!r}")
-    if isinstance(halve_every, bool) or not isinstance(halve_every, int) or halve_every < 1:
-        raise ValueError(f"halve_every must be an int >= 1 (generations), got {halve_every!r}")
-    if isinstance(mutation_rate, bool) or not isinstance(mutation_rate, (int, float)) or not 0 < mutation_rate <= 1:
+    if steps is not None:  # None: the method's default
+        check_number(steps, "steps", int, allow_zero=True)
+    check_number(lr, "lr")
+    check_number(population, "population", int)
+    check_number(halve_every, "halve_every", int)
+    if check_number(mutation_rate, "mutation_rate") > 1:
         raise ValueError(f"mutation_rate must be in (0, 1], got {mutation_rate!r}")
     with preserved(model):
         shape = input_shape(model, shape)
