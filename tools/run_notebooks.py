@@ -3,7 +3,7 @@
 
 Usage (from the repository root, in the test environment):
     python tools/run_notebooks.py                 # every notebook in notebooks/
-    python tools/run_notebooks.py notebooks/03_cnn.ipynb
+    python tools/run_notebooks.py notebooks/04_cnn.ipynb
 
 Each notebook runs in a fresh kernel started from its own folder, with widget state not stored, so the
 committed file passes ``../shared/tools/check_notebooks.py`` and nbval. A notebook that raises is not written.

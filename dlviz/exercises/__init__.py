@@ -1,0 +1,117 @@
+"""Exercises with checks that say right or wrong (and why), and solutions a student reveals on demand.
+
+In a notebook::
+
+    answer = ...                                   # the student's work
+    dlviz.exercises.check("04.2", answer)          # prints a verdict and why; returns a CheckResult
+    dlviz.exercises.solution("04.2")               # a collapsed block with the solution's code
+
+Each notebook's exercises live in ``dlviz/exercises/nbXX.py`` and are registered with :func:`register`. The test
+suite runs every solution through its check and every recorded wrong answer too, so a check that cannot fail or a
+solution that stops working is caught.
+"""
+import dataclasses
+import html
+import importlib
+import inspect
+import pkgutil
+from typing import Any, Callable
+
+_REGISTRY: dict[str, "Exercise"] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """The verdict of a check: ``ok`` (bool) and ``why`` (one or two sentences for the student)."""
+    key: str
+    title: str
+    ok: bool
+    why: str
+
+    def __bool__(self):
+        return self.ok
+
+    def __repr__(self):
+        mark = "right" if self.ok else "not yet"
+        return f"[{self.key} {self.title}] {mark}: {self.why}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Exercise:
+    """One exercise.
+
+    key: "NN.k" (notebook NN, exercise k). check(answer) -> (ok, why). solution() -> an answer that passes the check,
+    computed from scratch (it may train a small model; keep it to seconds on a CPU). wrong: answers a student could
+    plausibly give that the check must reject (the tests make sure it does).
+    """
+    key: str
+    title: str
+    check: Callable[[Any], tuple[bool, str]]
+    solution: Callable[[], Any]
+    wrong: tuple = ()
+
+
+def register(key: str, title: str, *, check, solution, wrong=()) -> Exercise:
+    """Add an exercise to the registry (called at import time by the ``nbXX`` modules)."""
+    if key in _REGISTRY and _REGISTRY[key].solution.__qualname__ != solution.__qualname__:
+        raise ValueError(f"exercise {key!r} is registered twice")
+    exercise = Exercise(key, title, check, solution, tuple(wrong))
+    _REGISTRY[key] = exercise
+    return exercise
+
+
+def _load_all():
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("nb"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def all_exercises() -> list[Exercise]:
+    """Every registered exercise, in notebook order."""
+    _load_all()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY, key=lambda k: tuple(int(p) for p in k.split(".")))]
+
+
+def get(key: str) -> Exercise:
+    """The exercise ``key`` ("NN.k"); an unknown key raises a KeyError that lists the known ones."""
+    _load_all()
+    if key not in _REGISTRY:
+        known = ", ".join(e.key for e in all_exercises()) or "none"
+        raise KeyError(f"no exercise {key!r}; known exercises: {known}")
+    return _REGISTRY[key]
+
+
+def check(key: str, answer: Any) -> CheckResult:
+    """Check a student's answer. Never raises on a wrong answer: the verdict says what was expected instead."""
+    exercise = get(key)
+    if answer is None or answer is Ellipsis:
+        return CheckResult(key, exercise.title, False, "no answer yet: replace the ... with your answer and run the cell again")
+    try:
+        ok, why = exercise.check(answer)
+    except Exception as error:                       # a malformed answer is a wrong answer, explained
+        ok, why = False, f"the check could not read this answer ({type(error).__name__}: {error})"
+    return CheckResult(key, exercise.title, bool(ok), why)
+
+
+class Solution:
+    """A solution's source code, shown collapsed (click to reveal) in Jupyter and hidden in plain text."""
+
+    def __init__(self, exercise: Exercise):
+        self.exercise = exercise
+        self.code = inspect.getsource(exercise.solution)
+
+    def _repr_html_(self):
+        return (f"<details><summary>Reveal the solution to {self.exercise.key} ({html.escape(self.exercise.title)})"
+                f"</summary><pre>{html.escape(self.code)}</pre></details>")
+
+    def __repr__(self):
+        return f"solution to {self.exercise.key} ({self.exercise.title}) hidden: print(.code) to reveal it"
+
+    def run(self):
+        """Compute the solution's answer."""
+        return self.exercise.solution()
+
+
+def solution(key: str) -> Solution:
+    """The solution to exercise ``key``, revealed by a click in Jupyter (or ``print(solution(key).code)``)."""
+    return Solution(get(key))
