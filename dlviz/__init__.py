@@ -2,7 +2,7 @@
 
 Nothing here touches the network at import time; datasets and weights are resolved when asked for.
 """
-from . import adversarial, attribution, data, dream, hooks, plot, style, text, train, zoo
+from . import adversarial, attribution, data, dream, engine, exercises, hooks, plot, style, text, train, zoo
 from .adversarial import fgsm, fooling_images, pgd
 from .attribution import deconvnet, guided_backprop, occlusion, saliency, top_activations
 from .dream import deepdream
@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     # modules
-    "adversarial", "attribution", "data", "dream", "hooks", "plot", "style", "text", "train", "zoo",
+    "adversarial", "attribution", "data", "dream", "engine", "exercises", "hooks", "plot", "style", "text", "train", "zoo",
     # training
     "History", "device", "evaluate", "fit", "seed",
     # seeing inside a network

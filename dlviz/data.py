@@ -216,6 +216,22 @@ def tensors(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tens
     return data.unsqueeze(1).float().div_(255), targets.long()
 
 
+def train_val_split(x: torch.Tensor, y: torch.Tensor, val: int = 10_000, seed: int = 0):
+    """Carve a validation split out of a training set: ((x_train, y_train), (x_val, y_val)).
+
+    x: (N, ...) and y: (N,) tensors; ``val``: how many items go to validation (0 < val < N), chosen by a random
+    permutation fixed by ``seed``, so every notebook that asks for the same split gets the same one. Choices
+    (epochs, rates, dropout) are made on the validation split; the test set is touched once, at the end.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    if not 0 < val < len(x):
+        raise ValueError(f"val must be between 1 and {len(x) - 1} (the training set has {len(x)} items), got {val}")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    keep, held = order[val:], order[:val]
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
 # --- Tiny Shakespeare -----------------------------------------------------------------------------------------
 
 _SHAKESPEARE = ("input.txt", "6fb458f1232090904fb40fe944165e91",

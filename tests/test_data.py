@@ -287,3 +287,17 @@ def test_unpacked_checksums_match_the_shared_files(data_dir):
                     assert hashlib.md5(f.read()).hexdigest() == md5, name
             else:
                 assert hashlib.md5(path.read_bytes()).hexdigest() == md5, name
+
+
+def test_train_val_split_is_a_fixed_disjoint_partition():
+    x, y = torch.arange(100).float().view(100, 1), torch.arange(100)
+    (xt, yt), (xv, yv) = data.train_val_split(x, y, val=20, seed=3)
+    assert len(xv) == 20 and len(xt) == 80
+    assert sorted(torch.cat([yt, yv]).tolist()) == list(range(100))
+    assert torch.equal(xt.view(-1).long(), yt)
+    (_, _), (_, yv2) = data.train_val_split(x, y, val=20, seed=3)
+    assert torch.equal(yv, yv2)
+    with pytest.raises(ValueError, match="between 1 and 99"):
+        data.train_val_split(x, y, val=100)
+    with pytest.raises(ValueError, match="same length"):
+        data.train_val_split(x, y[:5])
