@@ -198,3 +198,29 @@ def fit(model: nn.Module, train_data, *, epochs: int, optimizer: torch.optim.Opt
         model.train(was_training)
         history.seconds = time.perf_counter() - start
     return history
+
+
+def progress(iterable, **kwargs):
+    """Iterate with a ``tqdm.auto`` bar that a notebook stores in its final state, not at 0%.
+
+    A notebook bar (an ipywidget) keeps, as the plain text saved in the ``.ipynb``, what it showed when it was first
+    displayed: 0%. This bar is displayed with a display id and updated when the loop ends (or stops), so a notebook
+    executed headless and read later shows ``100%|...``. Outside Jupyter it is an ordinary ``tqdm`` bar. ``kwargs``
+    go to ``tqdm`` (``desc``, ``total``...); ``leave`` is always true (the bar that stays is the point).
+    """
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    kwargs["leave"] = True
+    if not (isinstance(tqdm, type) and issubclass(tqdm, notebook_tqdm)) or kwargs.get("disable"):
+        yield from tqdm(iterable, **kwargs)
+        return
+    from IPython.display import display
+
+    bar = tqdm(iterable, display=False, **kwargs)
+    handle = display(bar.container, display_id=True)
+    try:
+        yield from bar
+    finally:
+        bar.close()
+        if handle is not None:
+            handle.update(bar.container)

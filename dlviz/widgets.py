@@ -63,7 +63,11 @@ class Explorer:
     Attributes:
         figure: the figure for the current values (the defaults until :meth:`redraw` or a control changes them).
         values: the current values, a dict.
+        controls_text: None (default), or a line shown in place of the controls' raw repr (``VBox(children=...``)
+            where no widget front end draws them: a notebook stored after a headless run, read on GitHub.
     """
+
+    controls_text: str | None = None
 
     def __init__(self, draw: Callable, values: dict, specs: dict):
         unknown = set(specs) - set(values)
@@ -105,7 +109,13 @@ class Explorer:
         if handle is not None:
             self._handles.append(handle)
         if self._specs:
-            display(self.widget())
+            controls = self.widget()
+            bundle = controls._repr_mimebundle_() if self.controls_text is not None else None
+            if bundle is None:
+                display(controls)
+            else:   # the same widget view, with a readable line as its plain-text form
+                bundle["text/plain"] = self.controls_text
+                display(bundle, raw=True)
 
     def __repr__(self) -> str:
         values = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
@@ -207,21 +217,23 @@ def _descend(lr: float, momentum: float, steps: int, curvature: tuple[float, flo
 
 
 def optimizer_explorer(*, lr: float = 0.03, momentum: float = 0.8, steps: int = 40,
-                       curvature: tuple[float, float] = (1.0, 25.0), start: tuple[float, float] = (-4.0, 1.5)
-                       ) -> Explorer:
+                       curvature: tuple[float, float] = (1.0, 25.0), start: tuple[float, float] = (-4.0, 1.5),
+                       equal_step: bool = False) -> Explorer:
     """Gradient descent with and without momentum on a narrow quadratic valley, with sliders.
 
     The loss is f(x) = (a x0^2 + c x1^2) / 2 with ``curvature = (a, c)``: steep across the valley (c), shallow
     along it (a). Plain gradient descent (grey) is limited by the steep direction -- it diverges for
     lr > 2 / c -- and crawls along the shallow one; heavy-ball momentum (``v <- momentum v - lr grad``,
     ``x <- x + v``; red) builds up speed along the valley. Left: the paths on the contours; right: f per step
-    (log scale).
+    (log scale). ``equal_step=True`` gives plain descent momentum's effective step, lr / (1 - momentum), instead
+    of the same lr, so that the two are compared at equal speed on a constant slope.
     """
     if len(curvature) != 2 or min(curvature) <= 0:
         raise ValueError(f"curvature must be two positive numbers, got {curvature}")
 
     def draw(lr, momentum, steps):
-        plain, f_plain = _descend(lr, 0.0, steps, curvature, start)
+        plain_lr = lr / (1.0 - momentum) if equal_step and momentum < 1 else lr
+        plain, f_plain = _descend(plain_lr, 0.0, steps, curvature, start)
         heavy, f_heavy = _descend(lr, momentum, steps, curvature, start)
         fig = _figure(8, 3.0)
         left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
@@ -229,7 +241,8 @@ def optimizer_explorer(*, lr: float = 0.03, momentum: float = 0.8, steps: int = 
         gx, gy = np.meshgrid(np.linspace(-r, r, 150), np.linspace(-r / 2, r / 2, 80))
         left.contour(gx, gy, 0.5 * (curvature[0] * gx ** 2 + curvature[1] * gy ** 2), levels=12,
                      colors="0.75", linewidths=0.7)
-        left.plot(*plain.T, "-o", color="0.35", ms=2, lw=1, label="gradient descent")
+        left.plot(*plain.T, "-o", color="0.35", ms=2, lw=1,
+                  label=f"gradient descent, lr {plain_lr:.3g}" if equal_step else "gradient descent")
         left.plot(*heavy.T, "-o", color="tab:red", ms=2, lw=1, label=f"momentum {momentum:.2f}")
         left.plot(0, 0, "k*", ms=8)
         left.set_xlim(-r, r)
@@ -305,10 +318,10 @@ def init_explorer(*, activation: str = "tanh", init: str = "Xavier", depth: int 
             zeros = float(np.mean(values == 0))
             ax.hist(values[values != 0] if activation == "relu" else values, bins=40, color="tab:blue")
             ax.set_yticks([])
-            ax.tick_params(labelsize=7)
+            ax.tick_params(labelsize=8)
             ax.xaxis.set_major_locator(MaxNLocator(3))
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
-            ax.xaxis.get_offset_text().set_fontsize(7)
+            ax.xaxis.get_offset_text().set_fontsize(8)
             ax.set_title(f"layer {layer}" + (f" ({zeros:.0%} zeros)" if activation == "relu" else ""), fontsize=8)
         fig.tight_layout()
         return fig
@@ -331,7 +344,7 @@ def _offered_layers(layers, layer: str | None) -> tuple[list[str], str]:
 
 
 def feature_explorer(model, images, layers, *, labels=None, image: int = 0, layer: str | None = None,
-                     channel: int = 0, size: float = 1.9) -> Explorer:
+                     channel: int = 0, size: float = 1.9, colorbar: bool = False) -> Explorer:
     """Pick an image, a layer and a channel; see the channel's activation map and its deconvnet projection.
 
     Args:
@@ -344,6 +357,7 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
     Panels: the image; the channel's activation map at the layer (with its maximum); the deconvnet projection of
     that channel (:func:`dlviz.deconvnet` with ``layer`` and ``channel``) over the image; and the projection of
     its strongest activation only. A channel number beyond the layer's channel count wraps around.
+    ``colorbar=True`` adds a colour bar to each of the three maps.
     """
     import torch
 
@@ -365,7 +379,7 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
         act = activations(model, x, layer)[layer][channel]
         projection = deconvnet(model, x, layer=layer, channel=channel)
         strongest = deconvnet(model, x, layer=layer, channel=channel, max_only=True)
-        fig = _figure(4 * size, size + 0.35)
+        fig = _figure(4 * size + (1.2 if colorbar else 0.0), size + 0.35)
         axes = fig.subplots(1, 4)
         caption = f"image {image}" + (f": {labels[image]}" if labels is not None else "")
         axes[0].imshow(to_numpy_image(x), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -376,6 +390,9 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
         heatmap_overlay(x, strongest, ax=axes[3], title="deconvnet: strongest unit")
         for ax in axes:
             ax.axis("off")
+        if colorbar:
+            for ax in axes[1:]:
+                fig.colorbar(ax.images[-1], ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=8)
         fig.tight_layout(pad=0.3)
         return fig
 
@@ -389,7 +406,8 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
 # --- DeepDream: a layer and a channel -------------------------------------------------------------------------
 
 def dream_explorer(model, image, layers, *, layer: str | None = None, channel: int = -1, octaves: int = 2,
-                   steps: int = 10, lr: float = 0.02, jitter: int = 2, seed: int = 0, size: float = 2.0) -> Explorer:
+                   steps: int = 10, lr: float = 0.02, jitter: int = 2, seed: int = 0, size: float = 2.0,
+                   colorbar: bool = False) -> Explorer:
     """Pick a layer, a channel (-1: the whole layer) and a number of octaves; see what DeepDream makes of an image.
 
     Args:
@@ -400,6 +418,8 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
 
     Panels: the image, the dream, and the change (dream - image, grey = none). A channel number beyond the layer's
     channel count wraps around; octaves too small for the model are left out (the title says how many ran).
+    ``colorbar=True`` draws the change in pixel units on a diverging colour map (blue darker, red brighter) with a
+    colour bar.
     """
     import re
     import warnings
@@ -428,7 +448,7 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
             ran = int(used.group(1)) if used else ran
         before = float(layer_objective(activations(model, image[None], layer)[layer], picked))
         after = float(layer_objective(activations(model, dream[None], layer)[layer], picked))
-        fig = _figure(3 * size, size + 0.5)
+        fig = _figure(3 * size + (0.6 if colorbar else 0.0), size + 0.5)
         axes = fig.subplots(1, 3)
         what = f"{layer}" + ("" if picked is None else f" ch {picked}/{counts[layer]}")
         axes[0].imshow(to_numpy_image(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -436,11 +456,18 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
         axes[1].imshow(to_numpy_image(dream), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         axes[1].set_title(f"{what}, {ran} octave{'s' if ran != 1 else ''}", fontsize=8)
         change = (dream - image).cpu()
-        axes[2].imshow(to_numpy_image(change * 0.5 / max(float(change.abs().max()), 1e-8) + 0.5), cmap="gray",
-                       vmin=0, vmax=1, interpolation="nearest")
+        if colorbar:
+            largest = max(float(change.abs().max()), 1e-8)
+            shown = axes[2].imshow(change.mean(0).numpy(), cmap="RdBu_r", vmin=-largest, vmax=largest,
+                                   interpolation="nearest")
+        else:
+            axes[2].imshow(to_numpy_image(change * 0.5 / max(float(change.abs().max()), 1e-8) + 0.5), cmap="gray",
+                           vmin=0, vmax=1, interpolation="nearest")
         axes[2].set_title(f"change; objective {before:.2g} -> {after:.2g}", fontsize=8)
         for ax in axes:
             ax.axis("off")
+        if colorbar:
+            fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.03).ax.tick_params(labelsize=8)
         fig.tight_layout(pad=0.3)
         return fig
 
@@ -491,7 +518,7 @@ def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str
         for i in range(n):
             axes[0, i].imshow(to_numpy_image(adv[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             wrong = int(predicted[i]) != int(labels[i])
-            axes[0, i].set_title(f"{names[int(predicted[i])]} {float(confidence[i]):.0%}", fontsize=7,
+            axes[0, i].set_title(f"{names[int(predicted[i])]} {float(confidence[i]):.0%}", fontsize=8,
                                  color="red" if wrong else "black")
             delta = (adv[i] - images[i]).cpu()
             axes[1, i].imshow(to_numpy_image(delta * 0.5 / max(eps, 1e-8) + 0.5), cmap="gray", vmin=0, vmax=1,
@@ -501,7 +528,9 @@ def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str
         accuracy = float((predicted == labels.cpu()).float().mean())
         fig.suptitle(f"{method.upper()}, eps = {eps:.3f} ({eps * 255:.0f}/255): accuracy {accuracy:.0%} "
                      f"on these {n}", fontsize=9)
-        fig.tight_layout(pad=0.3)
+        fig.text(0.5, 0.01, "bottom row: the perturbation (black = -eps, grey = no change, white = +eps)",
+                 ha="center", va="bottom", fontsize=8)
+        fig.tight_layout(pad=0.3, rect=(0, 0.07, 1, 1))
         return fig
 
     return Explorer(draw, {"eps": float(eps), "method": method},
