@@ -157,13 +157,16 @@ def fit(model: nn.Module, train_data, *, epochs: int, optimizer: torch.optim.Opt
     model.to(device)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     history, start, was_training = History(), time.perf_counter(), model.training
-    epoch_bar = tqdm(range(epochs), desc="epochs", disable=not progress, unit="epoch")
+    epoch_stored = _StoredBar(range(epochs), desc="epochs", disable=not progress, unit="epoch")
+    epoch_bar = epoch_stored.bar
     try:
         for _ in epoch_bar:
             model.train()
             batches, count = _as_batches(train_data, batch_size, shuffle=True)
             total_loss, hits, predictions, seen = 0.0, 0, 0, 0
-            batch_bar = tqdm(batches, total=count, desc="batches", leave=False, disable=not progress, unit="batch")
+            batch_stored = _StoredBar(batches, total=count, desc="batches", leave=False, disable=not progress,
+                                      unit="batch")
+            batch_bar = batch_stored.bar
             for step, (inputs, labels) in enumerate(batch_bar):
                 inputs, labels = inputs.to(device), labels.to(device)
                 optimizer.zero_grad(set_to_none=True)
@@ -183,7 +186,7 @@ def fit(model: nn.Module, train_data, *, epochs: int, optimizer: torch.optim.Opt
                     if predictions:
                         postfix["acc"] = f"{hits / predictions:.3f}"
                     batch_bar.set_postfix(postfix, refresh=False)
-            batch_bar.close()
+            batch_stored.close()
             if scheduler is not None:
                 scheduler.step()
             history.train_loss.append(total_loss / max(seen, 1))
@@ -194,33 +197,47 @@ def fit(model: nn.Module, train_data, *, epochs: int, optimizer: torch.optim.Opt
                 history.val_accuracy.append(metrics["accuracy"])
             epoch_bar.set_postfix({k: f"{v:.3f}" for k, v in history.last().items()})
     finally:
-        epoch_bar.close()
+        epoch_stored.close()
         model.train(was_training)
         history.seconds = time.perf_counter() - start
     return history
 
 
+class _StoredBar:
+    """A ``tqdm.auto`` bar whose saved notebook text is its final state, not the 0% it showed first.
+
+    A notebook bar (an ipywidget) keeps, as the plain text saved in the ``.ipynb``, what it showed when it was first
+    displayed: 0%. Here the bar is displayed under a display id and that display is updated with its final state
+    when the bar closes. Outside Jupyter it is an ordinary ``tqdm`` bar.
+    """
+
+    def __init__(self, iterable=None, **kwargs):
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        self._handle = None
+        if isinstance(tqdm, type) and issubclass(tqdm, notebook_tqdm) and not kwargs.get("disable"):
+            from IPython.display import display
+
+            self.bar = tqdm(iterable, display=False, **kwargs)
+            self._handle = display(self.bar.container, display_id=True)
+        else:
+            self.bar = tqdm(iterable, **kwargs)
+
+    def close(self):
+        self.bar.close()
+        if self._handle is not None:
+            self._handle.update(self.bar.container)   # a leave=False bar is hidden by tqdm; its text is final
+            self._handle = None
+
+
 def progress(iterable, **kwargs):
     """Iterate with a ``tqdm.auto`` bar that a notebook stores in its final state, not at 0%.
 
-    A notebook bar (an ipywidget) keeps, as the plain text saved in the ``.ipynb``, what it showed when it was first
-    displayed: 0%. This bar is displayed with a display id and updated when the loop ends (or stops), so a notebook
-    executed headless and read later shows ``100%|...``. Outside Jupyter it is an ordinary ``tqdm`` bar. ``kwargs``
-    go to ``tqdm`` (``desc``, ``total``...); ``leave`` is always true (the bar that stays is the point).
+    ``kwargs`` go to ``tqdm`` (``desc``, ``total``...); ``leave`` is always true (the bar that stays is the point).
     """
-    from tqdm.notebook import tqdm as notebook_tqdm
-
     kwargs["leave"] = True
-    if not (isinstance(tqdm, type) and issubclass(tqdm, notebook_tqdm)) or kwargs.get("disable"):
-        yield from tqdm(iterable, **kwargs)
-        return
-    from IPython.display import display
-
-    bar = tqdm(iterable, display=False, **kwargs)
-    handle = display(bar.container, display_id=True)
+    stored = _StoredBar(iterable, **kwargs)
     try:
-        yield from bar
+        yield from stored.bar
     finally:
-        bar.close()
-        if handle is not None:
-            handle.update(bar.container)
+        stored.close()
