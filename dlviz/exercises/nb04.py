@@ -1,5 +1,6 @@
 """Exercises of notebook 04 (convolutional networks)."""
 from . import register
+from ._answers import square_side
 
 
 # --- 04.1 the output size of a convolution or a pooling layer ----------------------------------------------------
@@ -74,11 +75,7 @@ def _alexnet_rf_solution():
 
 
 def _alexnet_rf_check(answer):
-    if isinstance(answer, (tuple, list)):
-        if len(answer) != 2 or answer[0] != answer[1]:
-            return False, f"expected one side length (the field is square), got {answer!r}"
-        answer = answer[0]
-    value = float(answer)
+    value = square_side(answer)
     if value == 163:
         return True, ("163 x 163 pixels: 11 (conv1), + 2 x 4 (pool1), + 4 x 8 (conv2), + 2 x 8 (pool2), "
                       "+ 3 x (2 x 16) (conv3-5): each layer adds (kernel - 1) x the pixel step of the map it reads")

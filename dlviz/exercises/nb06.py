@@ -1,5 +1,6 @@
 """Exercises of notebook 06 (visualizing and understanding convnets)."""
 from . import register
+from ._answers import square_side
 
 
 def _as_tensor(answer):
@@ -62,11 +63,7 @@ def _receptive_field_solution():
 
 
 def _receptive_field_check(answer):
-    if isinstance(answer, (tuple, list)):
-        if len(answer) != 2 or answer[0] != answer[1]:
-            return False, f"expected one side length (the field is square), got {answer!r}"
-        answer = answer[0]
-    value = float(answer)
+    value = square_side(answer)
     if value == 16:
         return True, ("16 x 16 pixels: 5 (conv1) + 1 (pool1) + 4 x 2 (conv2, on a map whose units are 2 pixels "
                       "apart) + 1 x 2 (pool2, on conv2's map, also 2 pixels apart)")

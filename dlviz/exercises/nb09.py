@@ -1,5 +1,6 @@
 """Exercises of notebook 09 (style transfer and texture synthesis)."""
 from . import register
+from ._answers import square_side
 
 # --- 09.1 A Gram matrix by hand -------------------------------------------------------------------------------
 
@@ -70,10 +71,7 @@ def _content_field_solution():
 
 
 def _content_field_check(answer):
-    side = answer[0] if isinstance(answer, (tuple, list)) else answer
-    if isinstance(answer, (tuple, list)) and (len(answer) != 2 or answer[0] != answer[1]):
-        return False, "the field is square: give one side, or (side, side)"
-    side = float(side)
+    side = square_side(answer)
     if side == 84:
         return True, ("84 x 84 pixels: conv4_1's 68, plus 2 steps of 8 pixels for conv4_2's 3x3 kernel -- larger "
                       "than a third of the 128-pixel photo, which is why conv4_2 keeps the layout but not the detail")
