@@ -1,10 +1,22 @@
 """Reading students' answers in the forms they are likely to give them."""
 
 
+def number(answer) -> float:
+    """A plain float from a Python number, a NumPy scalar or array of one element, or a one-element tensor."""
+    import numpy as np
+
+    if isinstance(answer, bool):
+        raise ValueError("expected a number, got a bool")
+    value = np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer, dtype=float)
+    if value.size != 1:
+        raise ValueError(f"expected one number, got {value.size} numbers (shape {value.shape})")
+    return float(value.reshape(()))
+
+
 def square_side(answer) -> float:
     """The side of a square (a receptive field, a window) given as one number or as (side, side)."""
     if isinstance(answer, (tuple, list)):
         if len(answer) != 2 or answer[0] != answer[1]:
             raise ValueError(f"expected one side length (the field is square), got {answer!r}")
         answer = answer[0]
-    return float(answer)
+    return number(answer)

@@ -1,15 +1,6 @@
 """Exercises of notebook 01 (the perceptron, XOR, logistic regression and the softmax classifier)."""
 from . import register
-
-
-def _number(answer) -> float:
-    """A plain float from a number, a 0-d array or a one-element tensor."""
-    import numpy as np
-
-    value = np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer, dtype=float)
-    if value.size != 1:
-        raise ValueError(f"expected one number, got {value.size} numbers")
-    return float(value.reshape(()))
+from ._answers import number
 
 
 def _separable_data(half_gap: float):
@@ -53,7 +44,7 @@ def _margin_bound(half_gap):
 
 
 def _margin_check(answer):
-    value = _number(answer)
+    value = number(answer)
     expected, before = _margin_bound(0.3), _margin_bound(0.1)
     if abs(value - expected) <= 0.01 * expected:
         return True, (f"(R/gamma)^2 = {expected:.0f} updates at most, down from {before:.0f} with the gap of "
@@ -134,7 +125,7 @@ def _stuck_loss_solution():
 def _stuck_loss_check(answer):
     import math
 
-    value = _number(answer)
+    value = number(answer)
     expected = -(math.log(1 / 3) + 2 * math.log(2 / 3)) / 4
     if abs(value - expected) < 0.003:
         return True, (f"{expected:.4f}: one probability for the three merged points, best at p = 1/3, and no loss "
@@ -172,7 +163,7 @@ _CURVATURE = 11.52    # measured: the largest eigenvalue of the Hessian above (2
 
 
 def _curvature_check(answer):
-    value = _number(answer)
+    value = number(answer)
     if abs(value - _CURVATURE) <= 0.02 * _CURVATURE:
         return True, (f"L = {_CURVATURE:.2f}: gradient descent on a quadratic with this curvature is stable only "
                       f"for lr < 2/L = {2 / _CURVATURE:.3f}. The rates 1 and 10 are above that, which is why their "
@@ -213,7 +204,7 @@ _L2_RATIO = 0.861     # measured on seeds 0 and 1: 0.861 and 0.861
 
 
 def _l2_check(answer):
-    value = _number(answer)
+    value = number(answer)
     if abs(value - _L2_RATIO) <= 0.02:
         return True, (f"about {_L2_RATIO:.2f}: the penalty shrinks the templates by about 14%; the validation "
                       "accuracy barely moves (0.914 without, 0.912 with, seed 0): this linear model was not overfitting")
@@ -246,7 +237,7 @@ _FASHION = 0.84       # measured on seeds 0, 1, 2: 0.840, 0.838, 0.835
 
 
 def _fashion_check(answer):
-    value = _number(answer)
+    value = number(answer)
     if value > 1:                                                 # given in percent
         value /= 100
     if abs(value - _FASHION) <= 0.02:

@@ -2,6 +2,7 @@
 import math
 
 from . import register
+from ._answers import number
 
 # --- 02.1 a backward rule for the engine ------------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ def _limit_solution():
 
 
 def _limit_check(answer):
-    value = float(answer)
+    value = number(answer)
     expected = 2 * (1 + 0.5) / 40.0
     if abs(value - expected) <= 0.02 * expected:
         return True, (f"{value:.4g}: momentum converges for lr * curvature < 2 (1 + momentum), i.e. lr < "
@@ -149,7 +150,7 @@ def _adam_reference(bias_correction=True):
 
 
 def _adam_check(answer):
-    value = float(answer)
+    value = number(answer)
     expected = _adam_reference()
     if abs(value - expected) < 1e-6:
         return True, f"w = {expected:.6f}; the first step alone is lr * g1 / |g1| = 0.1: Adam's first step has size lr"

@@ -2,6 +2,7 @@
 import math
 
 from . import register
+from ._answers import number
 
 
 def _close(value, expected, rel):
@@ -41,7 +42,7 @@ _TANH_FACTOR = 0.566      # sqrt(128 * 0.05^2 * E[tanh'(z)^2]) with E[tanh'^2] j
 
 
 def _tanh_factor_check(answer):
-    r = float(answer)
+    r = number(answer)
     if _close(r, _TANH_FACTOR, 0.05):
         return True, (f"r = {r:.3f}: sqrt(n Var(w) E[tanh'(z)^2]) = sqrt(128 * 0.05^2 * ~1) = 0.57 -- every layer "
                       f"multiplies the gradient by about 0.57, so it vanishes (0.57^8 = 0.011 over 8 links)")

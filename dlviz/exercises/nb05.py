@@ -2,17 +2,7 @@
 import math
 
 from . import register
-
-
-def _number(answer) -> float:
-    """A plain float from a Python number, a NumPy scalar or a one-element tensor (anything else raises)."""
-    if hasattr(answer, "numel"):
-        if answer.numel() != 1:
-            raise ValueError(f"expected one number, got a tensor of shape {tuple(answer.shape)}")
-        return float(answer.reshape(-1)[0])
-    if isinstance(answer, bool):
-        raise ValueError("expected a number, got a bool")
-    return float(answer)
+from ._answers import number
 
 
 # --- 05.1 the parameters of an LSTM layer -----------------------------------------------------------------------
@@ -33,7 +23,7 @@ def _lstm_params_check(answer):
     import torch
 
     expected = sum(p.numel() for p in torch.nn.LSTM(_EMBED, _HIDDEN, num_layers=_LAYERS).parameters())
-    value = _number(answer)
+    value = number(answer)
     if value == expected:
         return True, (f"{expected:,}: per layer 4 gates x hidden x (input + hidden) weights plus two bias vectors of "
                       "4 x hidden (PyTorch keeps b_ih and b_hh); layer 2's input is layer 1's h, 256 wide")
@@ -114,7 +104,7 @@ def _half_life_solution():
 def _half_life_check(answer):
     f = 0.5 ** (1 / 59)
     expected = math.log(f / (1 - f))
-    value = _number(answer)
+    value = number(answer)
     if abs(value - expected) < 0.005:
         return True, (f"b = {expected:.3f}: sigmoid(b) = {f:.4f} and {f:.4f}^59 = 0.5; a bias of 4 keeps "
                       f"{(1 / (1 + math.exp(-4))) ** 59:.0%} over the same 59 steps")
@@ -221,7 +211,7 @@ def _adam_spike_solution():
 
 def _adam_spike_check(answer):
     expected = _adam_spike_expected()
-    value = abs(_number(answer))
+    value = abs(number(answer))
     if abs(value - expected) < 1e-3 * expected:
         return True, (f"{expected:.4g}: about the learning rate, although the gradient jumped a million-fold "
                       f"(SGD at the same rate would step 1e-3 x 1e6 = 1000)")
@@ -254,7 +244,7 @@ def _perplexity_check(answer):
     nats = zoo.metadata("charlstm_shakespeare")["val_loss_nats_per_char"]
     perplexity, bits = math.exp(nats), nats / math.log(2)
     try:
-        got_perplexity, got_bits = (_number(a) for a in answer)
+        got_perplexity, got_bits = (number(a) for a in answer)
     except (TypeError, ValueError):
         return False, "expected a pair of numbers: (perplexity, bits per character)"
     ok_perplexity, ok_bits = abs(got_perplexity - perplexity) < 0.01, abs(got_bits - bits) < 0.005

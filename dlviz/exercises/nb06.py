@@ -1,6 +1,6 @@
 """Exercises of notebook 06 (visualizing and understanding convnets)."""
 from . import register
-from ._answers import square_side
+from ._answers import number, square_side
 
 
 def _as_tensor(answer):
@@ -21,8 +21,6 @@ def _linear_model():
 
 
 def _linear_saliency_solution():
-    import torch
-
     model = _linear_model()
     # score_3(x) = w_3 . x + b_3, so its gradient with respect to x is w_3, whatever the image
     return model[1].weight.detach()[3].view(1, 28, 28).clone()
@@ -82,7 +80,6 @@ register("06.2", "Receptive field of a pooled unit", check=_receptive_field_chec
 # --- 06.3 how much of the saliency is on or next to the ink -----------------------------------------------------
 
 def _near_ink_shares():
-    import torch
     import torch.nn.functional as F
 
     import dlviz
@@ -98,7 +95,6 @@ def _near_ink_shares():
 
 
 def _near_ink_solution():
-    import torch
     import torch.nn.functional as F
 
     import dlviz
@@ -113,7 +109,7 @@ def _near_ink_solution():
 
 def _near_ink_check(answer):
     near, on_ink, area = _near_ink_shares()
-    value = float(answer)
+    value = number(answer)
     if abs(value - near) < 0.01:
         return True, (f"{near:.1%} of the saliency lies on the ink or next to it, on {area:.0%} of the pixels; "
                       f"on the ink alone it is {on_ink:.1%}")

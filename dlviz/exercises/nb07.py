@@ -1,5 +1,6 @@
 """Exercises of notebook 07 (DeepDream and class visualization)."""
 from . import register
+from ._answers import number
 
 # --- 07.1 The sizes of an image pyramid ----------------------------------------------------------------------
 
@@ -59,7 +60,7 @@ _GRADIENT_RATIO = 22.7   # measured with the shipped LeNet weights (tests/test_e
 
 
 def _gradient_scale_check(answer):
-    ratio = float(answer)
+    ratio = number(answer)
     if abs(ratio - _GRADIENT_RATIO) < 0.05 * _GRADIENT_RATIO:
         return True, (f"the gradient of classifier.1's objective is about {_GRADIENT_RATIO:.0f} times that of "
                       "features.1's: a plain step x + lr * grad needs a different lr at every layer, which the "

@@ -7,6 +7,7 @@ regression on MNIST that every call trains again, identically.
 import functools
 
 from . import register
+from ._answers import number
 
 
 @functools.lru_cache(maxsize=1)
@@ -269,7 +270,7 @@ def _direction_solution():
 def _direction_check(answer):
     import math
 
-    value = float(answer)
+    value = number(answer)
     expected = _direction_solution()
     if math.isfinite(value) and abs(value - expected) <= 0.01 * expected:
         return True, (f"||v||_1 / ||v||_2 = {expected:.1f}: FGSM's step changes s_3 - s_8 by eps * ||v||_1, about "
