@@ -41,9 +41,21 @@ def as_image_batch(x, name: str = "x", *, check_range: bool = True, channels: tu
     if check_range:
         lo, hi = float(values.min()), float(values.max())
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"{name} must have values in [0, 1] (normalization belongs inside the model); "
-                             f"got values in [{lo:.3g}, {hi:.3g}]")
+            # repr, not a rounded format: 1.0000001 must not be reported as "1"
+            raise ValueError(f"{name} must have values in [0, 1], got values from {_shortest(lo, x.dtype)} to "
+                             f"{_shortest(hi, x.dtype)}. Images are "
+                             f"pixels in [0, 1]; a model that expects normalized inputs takes them through "
+                             f"dlviz.normalized(model, mean, std). Values just outside the range (rounding after a "
+                             f"resize or an interpolation) are fixed with x.clamp(0, 1)")
     return batch, single
+
+
+def _shortest(value: float, dtype: torch.dtype) -> str:
+    """The shortest decimal that reads back as ``value`` in ``dtype`` (float32 1.0000001 stays 1.0000001, not 1)."""
+    if dtype == torch.float64:
+        return repr(value)
+    import numpy as np
+    return str(np.float32(value))
 
 
 def restore_batch(batch: torch.Tensor, single: bool) -> torch.Tensor:
@@ -54,6 +66,8 @@ def restore_batch(batch: torch.Tensor, single: bool) -> torch.Tensor:
 def check_targets(target, n: int, num_classes: int | None = None, name: str = "target") -> torch.Tensor:
     """An int or one int per image as an int64 tensor of shape (n,); out-of-range classes raise ValueError."""
     t = torch.as_tensor(target)
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty: give a class index, or one per image ({n})")
     if t.is_floating_point() or t.dtype == torch.bool:
         raise TypeError(f"{name} must be an int class index or one per image, got dtype {t.dtype}")
     t = t.long().reshape(-1)

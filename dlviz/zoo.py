@@ -43,6 +43,11 @@ class Normalize(nn.Module):
         self.register_buffer("std", std.reshape(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = self.mean.shape[1]
+        if channels > 1 and (x.dim() < 2 or x.shape[1] != channels):
+            # broadcasting would quietly turn a 1-channel image into `channels` different ones
+            raise ValueError(f"the normalization has {channels} channels (mean {self.mean.flatten().tolist()}), "
+                             f"but the images have shape {tuple(x.shape)}; give (N, {channels}, H, W) images")
         return (x - self.mean) / self.std
 
     def extra_repr(self) -> str:

@@ -1,0 +1,89 @@
+"""Models that expect normalized inputs, made into classifiers of [0, 1] images -- with their own layer names.
+
+dlviz takes images as pixels in [0, 1] (attacks clamp there, and ``eps=8/255`` means 8 grey levels), so the
+normalization a model was trained with belongs in front of the model. ``nn.Sequential(normalize, model)`` would do
+that but rename every layer (``"1.layer2.0.conv1"``); :func:`normalized` keeps the model's own names.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["normalized", "Normalized"]
+
+
+class Normalized(nn.Module):
+    """``model((x - mean) / std)`` for images ``x`` (N, C, H, W) in [0, 1]; made by :func:`normalized`.
+
+    ``named_modules()``, ``named_parameters()``, ``state_dict()`` and ``load_state_dict()`` use the wrapped model's
+    own names, so a layer is named as in the model (``"layer2.0.conv1"``) and checkpoints load unchanged. The wrapped
+    model is ``.model`` and shares its parameters and buffers (no copy is made).
+    """
+
+    def __init__(self, model: nn.Module, mean, std):
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        std = torch.as_tensor(std, dtype=torch.float32).flatten()
+        if mean.numel() == 0 or mean.shape != std.shape:
+            raise ValueError(f"mean and std must be one number each, or one per channel of equal length; got "
+                             f"{mean.numel()} and {std.numel()} values")
+        if not bool(torch.isfinite(mean).all()) or not bool((std > 0).all()):
+            raise ValueError(f"std must be positive and mean finite, got mean={mean.tolist()}, std={std.tolist()}")
+        self.model = model
+        # not in the state_dict: they belong to the data, not to the weights
+        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
+        self.input_shape = getattr(model, "input_shape", None)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs):
+        channels = self.mean.shape[1]
+        if channels > 1 and (x.dim() < 2 or x.shape[1] != channels):
+            # broadcasting would quietly turn a 1-channel image into `channels` different ones
+            raise ValueError(f"the normalization has {channels} channels (mean {self.mean.flatten().tolist()}), "
+                             f"but the images have shape {tuple(x.shape)}; give (N, {channels}, H, W) images")
+        mean, std = self.mean.to(x.dtype), self.std.to(x.dtype)
+        return self.model((x - mean) / std, *args, **kwargs)
+
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        # the wrapper first, then the model's modules under the model's own names (the model itself is "" too:
+        # it is listed, so that modules() and eval()/train() bookkeeping still see it)
+        if memo is None:
+            memo = set()
+        if self not in memo:
+            if remove_duplicate:
+                memo.add(self)
+            yield prefix, self
+        yield from self.model.named_modules(memo, prefix, remove_duplicate)
+
+    def state_dict(self, *args, **kwargs):
+        return self.model.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+def normalized(model: nn.Module, mean, std) -> Normalized:
+    """A classifier of [0, 1] images for a ``model`` trained on normalized inputs: ``model((x - mean) / std)``.
+
+    Args:
+        model: any ``nn.Module`` (a torchvision model, a hub model, your own).
+        mean, std: per-channel statistics (sequences of C numbers, or one number each), e.g. ImageNet's
+            ``(0.485, 0.456, 0.406)`` and ``(0.229, 0.224, 0.225)``.
+
+    Returns a :class:`Normalized` module taking (N, C, H, W) images in [0, 1]. Its layer names are the model's own
+    (``dlviz.grad_cam(wrapped, x, 3, "layer4")`` works as on the model), and it shares the model's parameters.
+
+    Example:
+        >>> import torch, torchvision, dlviz
+        >>> net = dlviz.normalized(torchvision.models.resnet18(), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        >>> "layer2.0.conv1" in dict(net.named_modules())
+        True
+        >>> net.eval()(torch.rand(1, 3, 64, 64)).shape
+        torch.Size([1, 1000])
+    """
+    return Normalized(model, mean, std)
