@@ -48,14 +48,14 @@ def main():
     print(f"{'size':>10s} {'best s/eval':>12s} {'median s/eval':>14s} {'run s/eval':>11s}  images")
     for size in args.size:
         content, painting, what = images(size)
-        c, _ = style._as_images(content, "content", size, "cpu")
-        s, _ = style._as_images(painting, "style", size, "cpu")
+        c = style._resize_shorter(style._load(content, "content", "cpu", torch.float32)[0], size)
+        s = style._resize_shorter(style._load(painting, "style", "cpu", torch.float32)[0], size)
         loss = style.StyleLoss(extractor, s, c, style_weight=10.0)
         one_evaluation(loss, c)  # warm-up
         times = [one_evaluation(loss, c) for _ in range(args.repeats)]
-        result, history = style.style_transfer(content, painting, steps=args.steps, size=size, extractor=extractor,
-                                               return_history=True)
-        per_eval = history["seconds"] / max(len(history["loss"]), 1)
+        result, info = style.style_transfer(content, painting, steps=args.steps, size=size, extractor=extractor,
+                                            return_info=True, progress=False)
+        per_eval = info.seconds / max(len(info.loss), 1)
         shape = "x".join(map(str, c.shape[-2:]))
         print(f"{shape:>10s} {min(times):12.3f} {statistics.median(times):14.3f} {per_eval:11.3f}  {what}")
 

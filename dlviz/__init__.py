@@ -1,25 +1,37 @@
 """dlviz: the deep-learning course's toolkit, and tools that show what a trained PyTorch classifier sees.
 
-Nothing here touches the network at import time; datasets and weights are resolved when asked for.
+Nothing here touches the network at import time; datasets and weights are resolved when asked for. Every tool takes
+the model first and images ``x`` second (float, in [0, 1]); see the API reference for the shared vocabulary.
 """
-from . import adversarial, attribution, data, dream, engine, exercises, hooks, plot, style, text, train, zoo
-from .adversarial import fgsm, fooling_images, pgd
+from . import (adversarial, attribution, cam, data, dream, engine, exercises, hooks, integrated, plot, smooth, style,
+               text, train, wrappers, zoo)
+from .adversarial import fgsm, fooling_images, lbfgs_attack, pgd
 from .attribution import deconvnet, guided_backprop, occlusion, saliency, top_activations
-from .dream import deepdream
+from .cam import grad_cam
+from .dream import class_visualization, deepdream, feature_visualization
 from .hooks import activations, capture
-from .style import style_transfer
+from .integrated import integrated_gradients
+from .receptive import receptive_field
+from .smooth import smoothgrad
+from .style import style_transfer, texture_synthesis
 from .train import History, device, evaluate, fit, seed
+from .wrappers import normalized
 
 __version__ = "0.1.0"
 
 __all__ = [
     # modules
-    "adversarial", "attribution", "data", "dream", "engine", "exercises", "hooks", "plot", "style", "text", "train", "zoo",
+    "adversarial", "attribution", "cam", "data", "dream", "engine", "exercises", "hooks", "integrated", "plot",
+    "smooth", "style", "text", "train", "wrappers", "zoo",
     # training
     "History", "device", "evaluate", "fit", "seed",
+    # any model
+    "normalized",
     # seeing inside a network
-    "activations", "capture", "saliency", "guided_backprop", "deconvnet", "occlusion", "top_activations",
+    "activations", "capture", "receptive_field", "saliency", "guided_backprop", "deconvnet", "integrated_gradients",
+    "smoothgrad", "grad_cam", "occlusion", "top_activations",
     # making images
-    "deepdream", "fgsm", "pgd", "fooling_images", "style_transfer",
+    "deepdream", "class_visualization", "feature_visualization", "fgsm", "pgd", "lbfgs_attack", "fooling_images",
+    "style_transfer", "texture_synthesis",
     "__version__",
 ]

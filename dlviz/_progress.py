@@ -43,6 +43,17 @@ def progress(iterable, **kwargs):
     """Iterate with a ``tqdm.auto`` bar that a notebook stores in its final state, not at 0%.
 
     ``kwargs`` go to ``tqdm`` (``desc``, ``total``...); ``leave`` is always true (the bar that stays is the point).
+
+    Args:
+        iterable: anything to iterate over; its items are yielded unchanged.
+
+    Example:
+        >>> from dlviz.train import progress
+        >>> total = 0
+        >>> for step in progress(range(5), desc="steps"):   # the bar is drawn on stderr (or in the notebook)
+        ...     total += step
+        >>> total
+        10
     """
     kwargs["leave"] = True
     stored = StoredBar(iterable, **kwargs)

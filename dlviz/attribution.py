@@ -11,74 +11,123 @@ ReLUs called as functions and ReLU modules used several times (see :func:`dlviz.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 from torch import nn
 
-from ._validate import as_image_batch, check_targets, restore_batch
-from .hooks import capture, model_device, preserved, relu_backward
-from .occlude import occlusion
+from ._model import class_scores, gradients_on, model_input, to_caller
+from ._validate import check_targets
+from .hooks import capture, preserved, relu_backward
+from .occlude import _integer, occlusion
+from .receptive import receptive_field
 from .top_inputs import top_activations
 
-__all__ = ["saliency", "guided_backprop", "deconvnet", "occlusion", "top_activations"]
+__all__ = ["saliency", "guided_backprop", "deconvnet", "occlusion", "top_activations", "receptive_field"]
+
+_NO_RELU_WARNING = (
+    "{method}: the forward pass ran no ReLU that {method} can override{why}, so the result is the plain gradient "
+    "(saliency with abs=False). Guided backprop and deconvnet change only the backward pass of ReLUs (nn.ReLU, "
+    "F.relu, torch.relu, Tensor.relu); other activations (ReLU6, GELU, SiLU, LeakyReLU...) keep their usual "
+    "gradient, and ReLUs inside TorchScript modules are invisible to the override")
 
 
-def _input_copy(model: nn.Module, x) -> tuple[torch.Tensor, bool]:
-    """A fresh leaf copy of the images on the model's device that requires grad; the caller's tensor is untouched."""
-    batch, single = as_image_batch(x, "x")
-    return batch.detach().to(model_device(model), copy=True).requires_grad_(True), single
+def _warn_if_nothing_overridden(model: nn.Module, calls: int, rule: str) -> None:
+    """Guided backprop and deconvnet equal the plain gradient when no ReLU was seen: say so instead of silently."""
+    method = {"guided": "guided_backprop", "deconvnet": "deconvnet"}.get(rule)
+    if method is None or calls > 0:
+        return
+    scripted = any(isinstance(m, torch.jit.ScriptModule) for m in model.modules())
+    why = " (it is a TorchScript model, whose operations are hidden from Python)" if scripted else ""
+    warnings.warn(_NO_RELU_WARNING.format(method=method, why=why), UserWarning, stacklevel=3)
 
 
-def class_scores(model: nn.Module, inp: torch.Tensor) -> torch.Tensor:
-    """``model(inp)``, checked to be class scores of shape (N, classes)."""
-    out = model(inp)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != inp.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"{type(model).__name__} must return class scores of shape (N, classes) for N = "
-                         f"{inp.shape[0]} images; got {shape}")
-    return out
+def _class_gradient(model: nn.Module, x, target, rule: str | None, output) -> torch.Tensor:
+    """d(target score)/d(input), with every ReLU's backward pass replaced by ``rule`` when given."""
+    with gradients_on():
+        inp, single = model_input(model, x)
+        inp.requires_grad_(True)
+        override = relu_backward(rule) if rule else contextlib.nullcontext()
+        with preserved(model):
+            with override as mode:
+                out = class_scores(model, inp, output)
+            t = check_targets(target, out.shape[0], out.shape[1]).to(out.device)
+            (grad,) = torch.autograd.grad(out.gather(1, t[:, None]).sum(), inp)
+    if rule:
+        _warn_if_nothing_overridden(model, mode.calls, rule)
+    return to_caller(grad, x, single)
 
 
-def _class_gradient(model: nn.Module, x, target, rule: str | None) -> torch.Tensor:
-    inp, single = _input_copy(model, x)
-    override = relu_backward(rule) if rule else contextlib.nullcontext()
-    with preserved(model), torch.enable_grad():
-        with override:
-            out = class_scores(model, inp)
-        t = check_targets(target, out.shape[0], out.shape[1]).to(out.device)
-        (grad,) = torch.autograd.grad(out.gather(1, t[:, None]).sum(), inp)
-    return restore_batch(grad.to(x.device), single)
-
-
-def saliency(model: nn.Module, x: torch.Tensor, target, abs: bool = True) -> torch.Tensor:
+def saliency(model: nn.Module, x: torch.Tensor, target, abs: bool = True, *, output=None) -> torch.Tensor:
     """Gradient of the target class's score (the logit) with respect to the input pixels (Simonyan et al. 2014).
 
     Args:
         model: a classifier taking (N, C, H, W) images in [0, 1] and returning scores (N, classes).
         x: images (N, C, H, W) or one image (C, H, W), float in [0, 1].
-        target: a class index, or one per image.
+        target: a class index, or one per image (ints in [0, classes)).
         abs: return the absolute value of the gradient (Captum's default), else the signed gradient.
+        output: how to get the class scores (N, classes) from what the model returns, when that is not a
+            tensor: an int indexes a tuple (``output=0``), a str is a dict key or attribute
+            (``output="logits"``), a callable maps the output to the scores; None (default) expects a tensor.
 
-    Returns a tensor shaped like ``x``, on ``x``'s device: equal to Captum's ``Saliency(model).attribute(x,
-    target, abs=abs)``. Model mode, flags and hooks, and ``x`` itself, are unchanged afterwards.
+    Returns:
+        A tensor shaped like ``x``, in ``x``'s dtype and on ``x``'s device (>= 0 with ``abs=True``, unbounded):
+        equal to Captum's ``Saliency(model).attribute(x, target, abs=abs)``. The model runs in its own dtype and
+        on its own device; its modes, flags and hooks, and ``x`` itself, are unchanged afterwards. Works inside
+        ``torch.no_grad()`` and ``torch.inference_mode()``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz import saliency
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+        >>> with torch.no_grad():
+        ...     _ = net[1].weight.copy_(torch.tensor([[1., -2., 0., 3.], [0., 0., 0., 0.]]))
+        >>> saliency(net, torch.full((1, 2, 2), 0.5), target=0)
+        tensor([[[1., 2.],
+                 [0., 3.]]])
     """
-    grad = _class_gradient(model, x, target, None)
+    grad = _class_gradient(model, x, target, None, output)
     return grad.abs() if abs else grad
 
 
-def guided_backprop(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
+def guided_backprop(model: nn.Module, x: torch.Tensor, target, *, output=None) -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015): the target score's gradient where every ReLU on the way
     down passes only positive gradients, and only where its input was positive.
 
-    Args and result as :func:`saliency` (signed; the result is shaped like ``x``). Equal to Captum's
-    ``GuidedBackprop`` on models whose ReLUs are distinct ``nn.ReLU`` modules, and also correct for functional
-    (``F.relu``, ``torch.relu``, ``Tensor.relu``), in-place and reused ReLUs, which Captum's hooks miss or mishandle.
+    Args:
+        model: a classifier taking (N, C, H, W) images in [0, 1] and returning scores (N, classes).
+        x: images (N, C, H, W) or one image (C, H, W), float in [0, 1].
+        target: a class index, or one per image (ints in [0, classes)).
+        output: how to get the class scores from a non-tensor model output (int index, str key or attribute,
+            or callable); see :func:`saliency`.
+
+    Returns:
+        A tensor shaped like ``x`` (signed), in ``x``'s dtype and on ``x``'s device. Equal to Captum's
+        ``GuidedBackprop`` on models whose ReLUs are distinct ``nn.ReLU`` modules, and also correct for
+        functional (``F.relu``, ``torch.relu``, ``Tensor.relu``), in-place and reused ReLUs, which Captum's
+        hooks miss or mishandle. Only ReLUs are overridden: other activations (ReLU6, GELU, SiLU, LeakyReLU)
+        keep their usual gradient, and a model without any ReLU the override can see (also a TorchScript model)
+        gets the plain gradient -- with a UserWarning saying so.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz import guided_backprop
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> with torch.no_grad():
+        ...     _ = net[1].weight.copy_(torch.eye(3, 4))
+        ...     _ = net[1].bias.zero_()
+        ...     _ = net[3].weight.copy_(torch.tensor([[1., -1., 2.], [0., 0., 0.]]))
+        >>> guided_backprop(net, torch.full((1, 2, 2), 0.5), target=0)   # the negative path is cut
+        tensor([[[1., 0.],
+                 [2., 0.]]])
     """
-    return _class_gradient(model, x, target, "guided")
+    return _class_gradient(model, x, target, "guided", output)
 
 
 def deconvnet(model: nn.Module, x: torch.Tensor, target=None, *, layer=None, channel: int | None = None,
-              max_only: bool = False) -> torch.Tensor:
+              max_only: bool = False, output=None) -> torch.Tensor:
     """Zeiler & Fergus's deconvnet: a signal sent back down the network where every ReLU passes only its positive
     part (ignoring the forward pass), max-pools send it to the position that won (summing where windows overlap)
     and convolutions apply their transposed filters.
@@ -91,51 +140,88 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target=None, *, layer=None, cha
       strongest activation is kept (per image). Equal to Captum's ``NeuronDeconvolution`` with a selector that
       returns the sum of the kept activations times their (detached) values.
 
+    Only ReLUs (``nn.ReLU``, ``F.relu``, ``torch.relu``, ``Tensor.relu``, in-place or reused) are overridden; other
+    activations (ReLU6, GELU, SiLU, LeakyReLU) keep their usual gradient. When the forward pass runs no ReLU the
+    override can see (also for a TorchScript model), the result is the plain gradient and a UserWarning says so.
+
     Args:
         model: a classifier taking (N, C, H, W) images in [0, 1].
         x: images (N, C, H, W) or one image (C, H, W), float in [0, 1].
-        target: a class index or one per image.
+        target: a class index or one per image (ints in [0, classes)).
         layer: a name from ``model.named_modules()`` or a module of ``model``; it must run once per forward pass.
         channel: the channel (or feature, for a linear layer) to project, in ``[0, channels)``.
         max_only: keep only the strongest activation of the selected channel(s).
+        output: with ``target``, how to get the class scores from a non-tensor model output (int index, str key
+            or attribute, or callable); see :func:`saliency`. Not used with ``layer``.
 
-    Returns a tensor shaped like ``x`` on ``x``'s device (signed; large where the input made the feature fire).
+    Returns:
+        A tensor shaped like ``x``, in ``x``'s dtype and on ``x``'s device (signed; large where the input made the
+        feature fire).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz import deconvnet
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> with torch.no_grad():
+        ...     _ = net[1].weight.copy_(torch.eye(3, 4))
+        ...     _ = net[1].bias.fill_(-1.0)                 # every ReLU is off in the forward pass...
+        ...     _ = net[3].weight.copy_(torch.tensor([[1., -1., 2.], [0., 0., 0.]]))
+        >>> deconvnet(net, torch.full((1, 2, 2), 0.5), 0)   # ...which the deconvnet ignores
+        tensor([[[1., 0.],
+                 [2., 0.]]])
     """
     if (target is None) == (layer is None):
         raise ValueError("give exactly one of target= (project a class score) and layer= (project a feature map)")
     if layer is None:
         if channel is not None or max_only:
             raise ValueError("channel= and max_only= select part of a layer's activations: give layer= too")
-        return _class_gradient(model, x, target, "deconvnet")
+        return _class_gradient(model, x, target, "deconvnet", output)
+    if output is not None:
+        raise ValueError("output= says where the class scores are; deconvnet(layer=...) projects a layer's "
+                         "activations and uses no class scores")
 
-    inp, single = _input_copy(model, x)
-    with preserved(model), torch.enable_grad():
-        with relu_backward("deconvnet"), capture(model, layer, detach=False) as cap:
-            cap(inp)
-        name = cap.names[0]
-        if cap.calls[name] != 1:
-            raise ValueError(f"layer {name!r} ran {cap.calls[name]} times in one forward pass; pick a layer that "
-                             f"runs once (a reused module, such as a shared ReLU, has no single activation map)")
-        act = cap[name]
-        if not isinstance(act, torch.Tensor) or act.dim() < 2:
-            raise ValueError(f"layer {name!r} must output a tensor (N, C, ...) to project, got "
-                             f"{tuple(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__}")
-        keep = _selection_mask(act.detach(), channel, max_only, name)
-        selected = (act * act.detach() * keep).sum()
-        (grad,) = torch.autograd.grad(selected, inp, allow_unused=True)
+    with gradients_on():
+        inp, single = model_input(model, x)
+        inp.requires_grad_(True)
+        with preserved(model):
+            with relu_backward("deconvnet") as mode, capture(model, layer, detach=False) as cap:
+                cap(inp)
+            selected = _selected_activations(cap)
+            (grad,) = torch.autograd.grad(selected(channel, max_only), inp, allow_unused=True)
+    _warn_if_nothing_overridden(model, mode.calls, "deconvnet")
     if grad is None:
         grad = torch.zeros_like(inp)
-    return restore_batch(grad.to(x.device), single)
+    return to_caller(grad, x, single)
+
+
+def _selected_activations(cap):
+    """The captured layer's activation, checked; returns ``select(channel, max_only)`` -> the projected sum."""
+    name = cap.names[0]
+    if cap.calls[name] != 1:
+        raise ValueError(f"layer {name!r} ran {cap.calls[name]} times in one forward pass; pick a layer that "
+                         f"runs once (a reused module, such as a shared ReLU, has no single activation map)")
+    act = cap[name]
+    if not isinstance(act, torch.Tensor) or act.dim() < 2:
+        raise ValueError(f"layer {name!r} must output a tensor (N, C, ...) to project, got "
+                         f"{tuple(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__}")
+
+    def select(channel, max_only):
+        keep = _selection_mask(act.detach(), channel, max_only, name)
+        return (act * act.detach() * keep).sum()
+    return select
 
 
 def _selection_mask(act: torch.Tensor, channel: int | None, max_only: bool, name: str) -> torch.Tensor:
     """1 where an activation is projected, 0 elsewhere (same shape as ``act``)."""
     n, channels = act.shape[:2]
     keep = torch.zeros_like(act)
+    given = channel
     if channel is not None:
-        if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < channels:
+        channel = _integer(channel)
+        if channel is None or not 0 <= channel < channels:
             raise ValueError(f"channel must be an int in [0, {channels - 1}] for layer {name!r} "
-                             f"(output shape {tuple(act.shape)}), got {channel!r}")
+                             f"(output shape {tuple(act.shape)}), got {given!r}")
         keep[:, channel] = 1
     else:
         keep.fill_(1)

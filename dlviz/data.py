@@ -11,12 +11,20 @@ path and never used (and never deleted: it may be the user's). Files that are mi
 sources torchvision and the original authors publish, into a ``.part`` file that only takes the real name once
 its checksum matches, so an interrupted download never leaves a partial file in place. Without a network the
 loaders fail within seconds and say which files are missing, where they were looked for, and how to provide them.
+
+Which folders dlviz creates: the default folder (3.) and the dataset folders inside any data folder are created
+when a download needs them, and removed again if the download fails and they are still empty, so an offline
+machine is left as it was. A folder that you name (1. or 2.) must already exist: a mistyped path gets an error
+saying that the folder does not exist (or is a file), instead of a new folder tree at the wrong place. Create it
+yourself (``mkdir -p``) to download into it.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
+import numbers
 import os
 import shutil
 import urllib.error
@@ -44,15 +52,75 @@ class ChecksumError(RuntimeError):
 # --- where the data lives -------------------------------------------------------------------------------------
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``root`` if given, else ``$DLVIZ_DATA``, else the repository's ``datasets/`` folder."""
+    """The data folder: ``root`` if given, else ``$DLVIZ_DATA``, else the repository's ``datasets/`` folder (or
+    ``~/.cache/dlviz`` outside a checkout).
+
+    Args:
+        root: a folder that exists, or None.
+
+    Returns:
+        The folder's path. Raises :class:`DataNotFoundError` when ``root`` or ``DLVIZ_DATA`` names a path that does
+        not exist or is a file (the default folder may not exist yet: it is created when a download needs it).
+
+    Example:
+        >>> import tempfile
+        >>> from dlviz.data import DataNotFoundError, data_root
+        >>> folder = tempfile.mkdtemp()
+        >>> data_root(folder).is_dir()
+        True
+        >>> try:
+        ...     data_root(folder + "/mistyped")
+        ... except DataNotFoundError as error:
+        ...     print("does not exist" in str(error))
+        True
+    """
     if root is not None:
-        return Path(root).expanduser()
+        return _named_folder(Path(root).expanduser(), f"root={str(root)!r}")
     if os.environ.get("DLVIZ_DATA"):
-        return Path(os.environ["DLVIZ_DATA"]).expanduser()
+        return _named_folder(Path(os.environ["DLVIZ_DATA"]).expanduser(), f"DLVIZ_DATA={os.environ['DLVIZ_DATA']!r}")
+    return _default_root()
+
+
+def _default_root() -> Path:
+    """The repository's ``datasets/`` folder in a checkout, else ``~/.cache/dlviz``; created when needed."""
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "pyproject.toml").exists() and (checkout / "datasets").is_dir():
         return checkout / "datasets"
     return Path.home() / ".cache" / "dlviz"
+
+
+_EXPECTED = ("the course's data folder, which holds (or receives) MNIST/, FashionMNIST/, tinyshakespeare/ and "
+             "images/")
+
+
+def _named_folder(path: Path, source: str) -> Path:
+    """``path`` when it is an existing folder; else a DataNotFoundError that says what is wrong and what to do."""
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise DataNotFoundError(f"{source} is a file, not a folder. It must name {_EXPECTED}; point it at that "
+                                f"folder instead.")
+    raise DataNotFoundError(f"{source} does not exist. It must name {_EXPECTED}. dlviz does not create a folder "
+                            f"you name, in case the path is mistyped: correct the path, or create the folder "
+                            f"(mkdir -p {path}) and the datasets will be downloaded into it.")
+
+
+@contextlib.contextmanager
+def _new_folders_removed_on_failure(folder: Path):
+    """Remove the folders up to ``folder`` that did not exist before the block and are still empty when it
+    raises: a failed download leaves no empty folder tree behind."""
+    new = []  # deepest first
+    path = folder
+    while not path.exists() and path != path.parent:
+        new.append(path)
+        path = path.parent
+    try:
+        yield
+    except BaseException:
+        for path in new:
+            with contextlib.suppress(OSError):  # not empty: a file was saved there and stays
+                path.rmdir()
+        raise
 
 
 def _md5(path: Path) -> str:
@@ -122,14 +190,17 @@ def _ensure(what: str, folder: Path, files: dict[str, tuple[str, list[str]]], do
         return
     if not download:
         raise _missing_error(what, folder, missing, "download=False")
-    for name in missing:
-        md5, urls = files[name]
-        try:
-            _download(urls, folder / name, md5)
-        except DataNotFoundError as error:
-            raise _missing_error(what, folder, missing, str(error).splitlines()[-1].strip()) from error
-        except PermissionError as error:
-            raise _missing_error(what, folder, missing, f"{folder} is not writable") from error
+    with _new_folders_removed_on_failure(folder):
+        for name in missing:
+            md5, urls = files[name]
+            try:
+                _download(urls, folder / name, md5)
+            except DataNotFoundError as error:
+                raise _missing_error(what, folder, missing, str(error).splitlines()[-1].strip()) from error
+            except PermissionError as error:
+                raise _missing_error(what, folder, missing, f"{folder} is not writable") from error
+            except (FileExistsError, NotADirectoryError) as error:
+                raise _missing_error(what, folder, missing, f"a file is in the way of the folder: {error}") from error
 
 
 # --- MNIST and Fashion-MNIST ----------------------------------------------------------------------------------
@@ -193,25 +264,69 @@ def mnist(train: bool = True, root=None, transform=None, download: bool = True):
 
     Items are ``(image, label)``: a float tensor of shape (1, 28, 28) with values in [0, 1] and an int in 0..9,
     unless ``transform`` is given (it then receives the PIL image). 60,000 training and 10,000 test items.
+
+    Args:
+        train: the training split (True) or the test split (False).
+        root: the data folder (it must exist); default ``DLVIZ_DATA`` or the default folder (see :func:`data_root`).
+        transform: applied to each PIL image; default ``ToTensor()``.
+        download: fetch missing files (False: raise :class:`DataNotFoundError` instead).
+
+    Returns:
+        A ``torchvision.datasets.MNIST``; :func:`tensors` turns it into two tensors.
+
+    Example:
+        >>> from dlviz import data
+        >>> test_set = data.mnist(train=False)  # doctest: +SKIP
+        >>> len(test_set), test_set[0][1]  # doctest: +SKIP
+        (10000, 7)
     """
     from torchvision.datasets import MNIST
     return _idx_dataset(MNIST, train, root, transform, download)
 
 
 def fashion_mnist(train: bool = True, root=None, transform=None, download: bool = True):
-    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017), same format as :func:`mnist`; ``dataset.classes`` names the 10 labels."""
+    """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017), same format and arguments as :func:`mnist`.
+
+    Returns:
+        A ``torchvision.datasets.FashionMNIST``; ``dataset.classes`` names the 10 labels.
+
+    Example:
+        >>> from dlviz import data
+        >>> train_set = data.fashion_mnist()  # doctest: +SKIP
+        >>> train_set.classes[train_set[0][1]]  # doctest: +SKIP
+        'Ankle boot'
+    """
     from torchvision.datasets import FashionMNIST
     return _idx_dataset(FashionMNIST, train, root, transform, download)
 
 
 def tensors(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A torchvision MNIST-style dataset as two tensors, fast: images (N, 1, 28, 28) float in [0, 1], labels (N,) int64.
+    """A torchvision MNIST-style dataset as two tensors, fast: images (N, 1, H, W) float in [0, 1], labels (N,) int64.
 
     Reads the decoded arrays directly instead of going item by item through PIL, which is ~100x faster.
-    ``limit`` keeps the first ``limit`` items. Only for datasets built without a transform.
+    Only for datasets built without a transform.
+
+    Args:
+        dataset: a dataset with ``.data`` (N, H, W) uint8 and ``.targets`` (N,), as torchvision's MNIST.
+        limit: keep the first ``limit`` items (an int >= 1; more than N keeps all); None keeps all.
+
+    Returns:
+        ``(images, labels)``: (N, 1, H, W) float32 in [0, 1] and (N,) int64.
+
+    Example:
+        >>> import torch
+        >>> from types import SimpleNamespace
+        >>> from dlviz.data import tensors
+        >>> fake = SimpleNamespace(data=torch.full((5, 28, 28), 255, dtype=torch.uint8), targets=torch.arange(5))
+        >>> x, y = tensors(fake, limit=3)
+        >>> x.shape, float(x.max()), y.tolist()
+        (torch.Size([3, 1, 28, 28]), 1.0, [0, 1, 2])
     """
     if not hasattr(dataset, "data") or not hasattr(dataset, "targets"):
         raise TypeError(f"expected a torchvision MNIST-style dataset with .data and .targets, got {type(dataset).__name__}")
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        raise ValueError(f"limit must be a positive int (how many items to keep from the start) or None for all, "
+                         f"got {limit!r}")
     data, targets = dataset.data[:limit], torch.as_tensor(dataset.targets[:limit])
     return data.unsqueeze(1).float().div_(255), targets.long()
 
@@ -222,6 +337,14 @@ def train_val_split(x: torch.Tensor, y: torch.Tensor, val: int = 10_000, seed: i
     x: (N, ...) and y: (N,) tensors; ``val``: how many items go to validation (0 < val < N), chosen by a random
     permutation fixed by ``seed``, so every notebook that asks for the same split gets the same one. Choices
     (epochs, rates, dropout) are made on the validation split; the test set is touched once, at the end.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.data import train_val_split
+        >>> x, y = torch.arange(10.0).view(10, 1), torch.arange(10)
+        >>> (x_train, y_train), (x_val, y_val) = train_val_split(x, y, val=3)
+        >>> len(x_train), len(x_val), sorted(torch.cat([y_train, y_val]).tolist()) == list(range(10))
+        (7, 3, True)
     """
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
@@ -239,7 +362,17 @@ _SHAKESPEARE = ("input.txt", "6fb458f1232090904fb40fe944165e91",
 
 
 def tiny_shakespeare(root=None, download: bool = True) -> str:
-    """Karpathy's Tiny Shakespeare (char-rnn): 1,115,394 characters of plays as one string."""
+    """Karpathy's Tiny Shakespeare (char-rnn): 1,115,394 characters of plays as one string.
+
+    Args:
+        root: the data folder (it must exist); default ``DLVIZ_DATA`` or the default folder (see :func:`data_root`).
+        download: fetch the file when missing (False: raise :class:`DataNotFoundError` instead).
+
+    Example:
+        >>> from dlviz import data
+        >>> data.tiny_shakespeare()[:14]  # doctest: +SKIP
+        'First Citizen:'
+    """
     name, md5, urls = _SHAKESPEARE
     folder = data_root(root) / "tinyshakespeare"
     _ensure("Tiny Shakespeare", folder, {name: (md5, urls)}, download)
@@ -268,8 +401,20 @@ PAINTINGS = {
 def sample_image(name: str, size: int | tuple[int, int] | None = None, root=None, download: bool = True) -> Image.Image:
     """An RGB PIL image: a scikit-image photo (``SKIMAGE_IMAGES``) or a public-domain painting (``PAINTINGS``).
 
-    ``size``: an int resizes the shorter side to ``size`` pixels keeping the aspect ratio (as torchvision's
-    ``Resize``); a pair ``(height, width)`` resizes to exactly that; None keeps the original size.
+    Args:
+        name: one of ``SKIMAGE_IMAGES`` (shipped with scikit-image) or ``PAINTINGS`` (downloaded once).
+        size: an int resizes the shorter side to ``size`` pixels keeping the aspect ratio (as torchvision's
+            ``Resize``); a pair ``(height, width)`` of positive ints resizes to exactly that; None keeps the
+            original size.
+        root: the data folder for paintings (it must exist); default as in :func:`data_root`.
+        download: fetch a missing painting (False: raise :class:`DataNotFoundError` instead).
+
+    Example:
+        >>> from dlviz.data import sample_image
+        >>> sample_image("astronaut", size=64).size
+        (64, 64)
+        >>> sample_image("coffee", size=(30, 40)).size  # (height, width) in, PIL's (width, height) out
+        (40, 30)
     """
     if name in PAINTINGS:
         filename, md5, urls = PAINTINGS[name]
@@ -289,12 +434,17 @@ def sample_image(name: str, size: int | tuple[int, int] | None = None, root=None
         raise ValueError(f"unknown sample image {name!r}.{hint} Known images: {', '.join(known)}")
     if size is None:
         return image
-    if isinstance(size, int):
+    if _is_int(size):
         if size <= 0:
             raise ValueError(f"size must be positive, got {size}")
         w, h = image.size
         scale = size / min(w, h)
         return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
-    if len(size) != 2 or min(size) <= 0:
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(s) and s > 0 for s in size):
         raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
     return image.resize((int(size[1]), int(size[0])), Image.Resampling.BICUBIC)
+
+
+def _is_int(value) -> bool:
+    """An integer that is not a bool (``True`` is an int to Python, never a size or a count here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -9,7 +9,19 @@ import math
 
 
 class Value:
-    """A scalar in a computational graph: ``data`` (float) and, after ``backward()``, ``grad`` = d(output)/d(self)."""
+    """A scalar in a computational graph: ``data`` (float) and, after ``backward()``, ``grad`` = d(output)/d(self).
+
+    Args:
+        data: the value, any real number (stored as a Python float).
+
+    Example:
+        >>> from dlviz.engine import Value
+        >>> a, b = Value(2.0), Value(-3.0)
+        >>> loss = (a * b + a ** 2).tanh()
+        >>> loss.backward()
+        >>> round(loss.data, 4), round(a.grad, 4), round(b.grad, 4)
+        (-0.964, 0.0707, 0.1413)
+    """
 
     def __init__(self, data, _parents=(), op=""):
         self.data = float(data)

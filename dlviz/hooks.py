@@ -23,6 +23,15 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
 
     Raises KeyError listing the closest names for an unknown name, ValueError for a module not in ``model``,
     TypeError for anything else.
+
+    Example:
+        >>> from torch import nn
+        >>> from dlviz.hooks import resolve_layer
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+        >>> resolve_layer(net, "1")
+        ('1', ReLU())
+        >>> resolve_layer(net, net[0])[0]
+        '0'
     """
     modules = dict(model.named_modules())
     if isinstance(layer, str):
@@ -41,7 +50,14 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model without any)."""
+    """The device of the model's first parameter or buffer (CPU for a model without any).
+
+    Example:
+        >>> from torch import nn
+        >>> from dlviz.hooks import model_device
+        >>> model_device(nn.Linear(2, 2)), model_device(nn.ReLU())
+        (device(type='cpu'), device(type='cpu'))
+    """
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
@@ -50,7 +66,17 @@ def model_device(model: nn.Module) -> torch.device:
 @contextlib.contextmanager
 def preserved(model: nn.Module, *, eval_mode: bool = True, freeze: bool = True):
     """Run a block with ``model`` in eval mode and its parameters' ``requires_grad`` off, then restore both
-    (per module and per parameter), also when the block raises."""
+    (per module and per parameter), also when the block raises.
+
+    Example:
+        >>> from torch import nn
+        >>> from dlviz.hooks import preserved
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).train()
+        >>> with preserved(net):
+        ...     inside = (net.training, net[0].weight.requires_grad)
+        >>> inside, (net.training, net[0].weight.requires_grad)
+        ((False, False), (True, True))
+    """
     modes = {m: m.training for m in model.modules()}
     flags = {p: p.requires_grad for p in model.parameters()}
     try:
@@ -104,6 +130,17 @@ class Capture(dict):
     Each forward pass of the model replaces the previous pass's outputs. ``calls[name]`` counts how often the
     layer ran in the last pass; a module that runs several times in one pass (a reused module, such as ResNet's
     shared ReLU) keeps the output of its first call. ``cap(x)`` runs the model and returns the dict.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz.hooks import capture
+        >>> relu = nn.ReLU()
+        >>> net = nn.Sequential(nn.Linear(3, 3), relu, nn.Linear(3, 3), relu)   # one ReLU module used twice
+        >>> with capture(net, ["0", "1"]) as cap:
+        ...     found = cap(torch.zeros(2, 3))
+        >>> sorted(found), cap.calls
+        (['0', '1'], {'0': 1, '1': 2})
     """
 
     def __init__(self, model: nn.Module, names: list[str], stop: bool):
@@ -149,11 +186,16 @@ def capture(model: nn.Module, layers, *, detach: bool = True, stop: bool = False
     in-place ReLU does not change them. The model's mode and flags are not changed (combine with
     :func:`preserved` for eval mode); every hook is removed when the block ends, also on error.
 
-    Example::
-
-        with preserved(model), capture(model, ["features.3", "features.8"]) as cap:
-            for x in batches:
-                feats = cap(x)          # {"features.3": (N, C, H, W) tensor, "features.8": ...}
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz.hooks import capture, preserved
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(8, 3))
+        >>> with preserved(net), capture(net, ["0", "3"]) as cap, torch.no_grad():
+        ...     for batch in (torch.rand(5, 1, 4, 4), torch.rand(2, 1, 4, 4)):
+        ...         feats = cap(batch)                     # each pass replaces the last one's outputs
+        >>> {name: tuple(out.shape) for name, out in feats.items()}
+        {'0': (2, 2, 2, 2), '3': (2, 3)}
     """
     resolved = _layer_list(model, layers)
     cap = Capture(model, [name for name, _ in resolved], stop)
@@ -173,26 +215,53 @@ def activations(model: nn.Module, x: torch.Tensor, layers, *, grad: bool = False
 
     Args:
         model: an ``nn.Module`` taking (N, C, H, W) images in [0, 1] (normalization inside the model).
-        x: images (N, C, H, W) or one image (C, H, W), float in [0, 1], on any device (moved to the model's).
+        x: images (N, C, H, W) or one image (C, H, W), float in [0, 1], on any device and in any floating dtype
+            (the model gets a copy in its own dtype, on its own device).
         layers: a name from ``model.named_modules()``, a module of ``model``, or a list of them.
         grad: keep the autograd graph back to ``x`` (``x`` must then require grad itself); default detached.
 
-    Returns a dict mapping each layer's name to its output: (N, C', H', W') for a conv layer, (N, F) for a linear
-    one, on the model's device; a single image gives outputs without the batch dimension. The forward pass runs in eval mode and stops
-    once every requested layer has run (a module that runs several times gives its first call's output); the
-    model's mode, flags and hooks are as before afterwards, also on error.
+    Returns:
+        A dict mapping each layer's name to its output: (N, C', H', W') for a conv layer, (N, F) for a linear one,
+        in ``x``'s dtype and on ``x``'s device; a single image gives outputs without the batch dimension. The
+        forward pass runs in eval mode and stops once every requested layer has run (a module that runs several
+        times gives its first call's output); the model's mode, flags and hooks are as before afterwards, also on
+        error.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz import activations
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2))
+        >>> acts = activations(net, torch.rand(2, 3, 10, 10), ["0", "2"])
+        >>> {name: tuple(a.shape) for name, a in acts.items()}
+        {'0': (2, 4, 8, 8), '2': (2, 4, 4, 4)}
     """
+    from ._model import model_dtype  # dlviz._model imports this module
+
     batch, single = as_image_batch(x, "x")
-    batch = batch.to(model_device(model))
-    with preserved(model), capture(model, layers, detach=not grad, stop=True) as cap:
-        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+    grad = grad and torch.is_grad_enabled()
+    with torch.set_grad_enabled(grad):
+        # a copy (differentiable when grad=True): a model that changes its input in place cannot reach x
+        batch = batch.to(device=model_device(model), dtype=model_dtype(model), copy=True)
+        if not grad:
+            batch = batch.detach()
+        with preserved(model), capture(model, layers, detach=not grad, stop=True) as cap:
             out = dict(cap(batch))
-    missing = [name for name in cap.names if name not in out]
-    if missing:
-        raise RuntimeError(f"layer(s) {', '.join(missing)} did not run in {type(model).__name__}'s forward pass")
+        missing = [name for name in cap.names if name not in out]
+        if missing:
+            raise RuntimeError(f"layer(s) {', '.join(missing)} did not run in {type(model).__name__}'s forward "
+                               f"pass")
+        out = {k: _to_caller(v, x) for k, v in out.items()}
     if single:
         out = {k: (v[0] if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
     return out
+
+
+def _to_caller(value, x: torch.Tensor):
+    """A floating output in ``x``'s dtype and on its device (differentiably); anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.to(device=x.device, dtype=x.dtype)
+    return value
 
 
 # --- overriding the backward pass of ReLU ---------------------------------------------------------------------
@@ -272,7 +341,18 @@ def relu_backward(rule: str):
     (the gradient passes unchanged). Covers ``nn.ReLU`` modules (also in-place and reused ones) and the functional
     forms ``F.relu``, ``torch.relu``, ``Tensor.relu`` and their in-place variants. The forward values are the
     usual ones; the rule applies when ``backward`` later runs on a graph built inside the block. Yields an object
-    whose ``calls`` attribute counts the ReLU calls seen. The override ends with the block, also on error.
+    whose ``calls`` attribute counts the ReLU calls seen (0 means that nothing was overridden: other activations
+    such as ReLU6, GELU or LeakyReLU, and operations inside TorchScript modules, are not seen). The override
+    ends with the block, also on error.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.hooks import relu_backward
+        >>> x = torch.tensor([-1.0, 2.0], requires_grad=True)
+        >>> with relu_backward("deconvnet") as mode:
+        ...     y = torch.relu(x)
+        >>> torch.autograd.grad(y, x, torch.tensor([1.0, -1.0]))[0], mode.calls
+        (tensor([1., 0.]), 1)
     """
     if rule not in _FUNCTIONS:
         raise ValueError(f"rule must be one of {', '.join(map(repr, _FUNCTIONS))}, got {rule!r}")

@@ -99,7 +99,21 @@ def _resolve_weights(name: str, weights):
 
 
 def cached_weights_path(weights) -> Path:
-    """Where torch's hub cache keeps the file of a torchvision ``WeightsEnum`` member."""
+    """Where torch's hub cache keeps the file of a torchvision ``WeightsEnum`` member.
+
+    Args:
+        weights: a torchvision ``WeightsEnum`` member, e.g. ``torchvision.models.ResNet18_Weights.IMAGENET1K_V1``.
+
+    Returns the path ``$TORCH_HOME/hub/checkpoints/<file name>``, whether the file is there or not: copy the
+    weights there to use them offline.
+
+    Example:
+        >>> import torchvision
+        >>> from dlviz.imagenet import cached_weights_path
+        >>> path = cached_weights_path(torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
+        >>> path.name, path.parent.name
+        ('resnet18-f37072fd.pth', 'checkpoints')
+    """
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
@@ -148,6 +162,15 @@ def imagenet(name: str, weights="DEFAULT", *, download: bool = True, progress: b
 
     Raises KeyError (with close matches) for an unknown name and :class:`WeightsNotFoundError`, saying where to put
     the file, when the weights are not cached and cannot be downloaded.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.imagenet import imagenet
+        >>> model = imagenet("resnet18", weights=None)  # random weights: no file needed; "DEFAULT" for trained ones
+        >>> model(torch.rand(1, 3, 64, 64)).shape, model.input_shape
+        (torch.Size([1, 1000]), (3, 224, 224))
+        >>> model.categories[:2], "layer4.1.conv2" in dict(model.named_modules())
+        (['tench', 'goldfish'], True)
     """
     import torchvision.models as models
 

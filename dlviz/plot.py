@@ -13,6 +13,12 @@ def to_numpy_image(image) -> np.ndarray:
     """A (C, H, W) or (H, W) tensor/array, or a PIL image, as an (H, W) or (H, W, 3) float array for ``imshow``.
 
     Tensors with C = 1 become (H, W); C = 3 becomes (H, W, 3). Values are not rescaled.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.plot import to_numpy_image
+        >>> to_numpy_image(torch.rand(3, 4, 5)).shape, to_numpy_image(torch.rand(1, 4, 5)).shape
+        ((4, 5, 3), (4, 5))
     """
     if hasattr(image, "convert") and hasattr(image, "size"):  # PIL image
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
@@ -35,6 +41,15 @@ def image_grid(images, labels=None, *, ncols: int | None = None, cmap: str = "gr
         size: inches per image; the defaults keep a 40-image grid well under 100 kB.
         vmin, vmax: the value range mapped to black and white (None: each image's own range). An image with values
             outside that range raises ValueError rather than being shown clipped (a 0..255 image would look white).
+        axes: draw into these Axes (one per image or more) instead of a new figure.
+
+    Example:
+        >>> import matplotlib.pyplot as plt, torch
+        >>> from dlviz.plot import image_grid
+        >>> fig = image_grid(torch.rand(6, 1, 28, 28), labels=list("abcdef"), ncols=3)
+        >>> len(fig.axes), fig.axes[0].get_title()
+        (6, 'a')
+        >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 
@@ -80,7 +95,26 @@ def _check_range(arrays, vmin, vmax) -> None:
 
 
 def training_curves(history, axes=None, title: str | None = None):
-    """Loss (left) and accuracy (right) per epoch of a :class:`dlviz.train.History`, training and validation."""
+    """Loss (left) and accuracy (right) per epoch of a :class:`dlviz.train.History`, training and validation.
+
+    Args:
+        history: a :class:`dlviz.train.History` (as :func:`dlviz.fit` returns).
+        axes: two matplotlib Axes to draw into (default: a new figure).
+        title: a title over both panels.
+
+    Returns the figure.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> from dlviz.plot import training_curves
+        >>> from dlviz.train import History
+        >>> history = History(train_loss=[0.9, 0.4], train_accuracy=[0.6, 0.9], val_loss=[0.8, 0.5],
+        ...                   val_accuracy=[0.7, 0.85])
+        >>> fig = training_curves(history)
+        >>> [ax.get_ylabel() for ax in fig.axes], len(fig.axes[0].lines)
+        (['loss', 'accuracy'], 2)
+        >>> plt.close(fig)
+    """
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -111,7 +145,15 @@ __all__ += ["attribution_map", "heatmap_overlay", "filter_mosaic", "attribution_
 
 def attribution_map(attribution, signed: bool = False) -> np.ndarray:
     """An attribution (C, H, W) or (H, W) as one (H, W) array: the channels' sum (``signed``) or the sum of their
-    absolute values (default), as Captum's visualization does."""
+    absolute values (default), as Captum's visualization does.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.plot import attribution_map
+        >>> attribution = torch.tensor([[[1.0, -2.0]], [[3.0, 1.0]]])   # (C=2, H=1, W=2)
+        >>> attribution_map(attribution), attribution_map(attribution, signed=True)
+        (array([[4., 3.]], dtype=float32), array([[ 4., -1.]], dtype=float32))
+    """
     a = attribution.detach().cpu().float() if isinstance(attribution, torch.Tensor) else torch.as_tensor(attribution)
     if a.dim() == 3:
         a = a.sum(0) if signed else a.abs().sum(0)
@@ -128,6 +170,14 @@ def heatmap_overlay(image, attribution, *, ax=None, signed: bool = False, alpha:
 
     Unsigned maps (default) run from transparent-dark to bright (``inferno``) from 0 to their maximum; signed maps
     use a blue-white-red scale symmetric around 0. Returns the Axes.
+
+    Example:
+        >>> import matplotlib.pyplot as plt, torch
+        >>> from dlviz.plot import heatmap_overlay
+        >>> ax = heatmap_overlay(torch.rand(1, 28, 28), torch.randn(1, 28, 28), signed=True, title="saliency")
+        >>> len(ax.images), ax.get_title()
+        (2, 'saliency')
+        >>> plt.close(ax.figure)
     """
     import matplotlib.pyplot as plt
 
@@ -153,6 +203,15 @@ def filter_mosaic(weight, *, ncols: int | None = None, size: float = 0.55, title
 
     ``weight`` is a conv layer's weight (out, in, kh, kw) (or the layer itself). Filters with 3 input channels are
     shown in colour, others by their first input channel in grey; each tile is scaled on its own, with 0 mid-grey.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> from torch import nn
+        >>> from dlviz.plot import filter_mosaic
+        >>> fig = filter_mosaic(nn.Conv2d(1, 20, 5), ncols=10)
+        >>> len(fig.axes), sum(len(ax.images) for ax in fig.axes)
+        (20, 20)
+        >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 
@@ -185,6 +244,16 @@ def attribution_grid(images, maps: dict, *, labels=None, signed=False, size: flo
     Each map is scaled on its own (unsigned: 0 to its maximum, ``gray_r`` so that important pixels are dark;
     signed: blue-white-red around 0). ``signed`` may be a bool or a set of method names; ``overlay=True`` draws
     the maps over the image. ``labels``: one string per image (row). Returns the figure.
+
+    Example:
+        >>> import matplotlib.pyplot as plt, torch
+        >>> from dlviz.plot import attribution_grid
+        >>> images = torch.rand(2, 1, 28, 28)
+        >>> maps = {"saliency": torch.rand(2, 1, 28, 28), "gradient": torch.randn(2, 1, 28, 28)}
+        >>> fig = attribution_grid(images, maps, labels=["7", "2"], signed={"gradient"})
+        >>> len(fig.axes), [ax.get_title() for ax in fig.axes[:3]]
+        (6, ['7', 'saliency', 'gradient'])
+        >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 

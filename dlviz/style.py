@@ -17,24 +17,34 @@ and that makes ``content_weight`` and ``style_weight`` mean the same for both.
 Layer names follow Gatys et al. (``conv3_1``); the value of a layer is its output after the ReLU. Only the layers up
 to the deepest one used are run, and the targets are computed once, without gradients.
 
-Images are float tensors in [0, 1] ((N, 3, H, W) or (3, H, W)) or PIL images; results are (3, H, W) for a single
-image or PIL input and (N, 3, H, W) for a batch, on the extractor's device.
+Images are float tensors in [0, 1] ((N, 3, H, W) or (3, H, W)) or PIL images, at least 16 pixels on each side for
+the default layers (each pooling layer before the deepest layer used halves them; smaller images get an error that
+says the smallest size that works). The pixels are optimized in float32 (float64 for a float64 extractor) on the
+extractor's device. :func:`style_transfer` returns (3, H, W) for a single image or PIL input and (N, 3, H, W) for a
+batch, in the input's dtype and on its device (float32 on the extractor's device for PIL);
+:func:`texture_synthesis`, which starts from noise, returns float32 on the extractor's device. ``return_info=True``
+adds a :class:`StyleInfo` (losses at every evaluation, time, pixel range).
 """
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
-from ._validate import as_image_batch, restore_batch
+from ._model import gradients_on, model_dtype, to_caller
+from ._progress import progress_bar
+from ._validate import as_image_batch
 from .hooks import model_device, preserved
 
-__all__ = ["VGGFeatures", "vgg19_features", "gram_matrix", "StyleLoss", "style_transfer", "texture_synthesis",
+__all__ = ["VGGFeatures", "vgg19_features", "gram_matrix", "StyleLoss", "StyleInfo", "style_transfer",
+           "texture_synthesis",
            "STYLE_LAYERS", "CONTENT_LAYER"]
 
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -54,6 +64,16 @@ class VGGFeatures(nn.Module):
     for synthesis) or ``"max"`` (as trained); ``padding``: ``"replicate"`` (default: the edge pixels are repeated,
     so synthesized images get no dark borders) or ``"zeros"`` (as trained; the two differ only at the borders).
     ``pretrained`` says whether the weights are ImageNet's and ``description`` says which weights these are.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.style import VGGFeatures
+        >>> extractor = VGGFeatures()   # random weights (seed 0)
+        >>> extractor.layer_names[:3], extractor.pretrained
+        (['conv1_1', 'conv1_2', 'pool1'], False)
+        >>> features = extractor(torch.rand(1, 3, 32, 32), ["conv1_1", "pool2"])
+        >>> features["conv1_1"].shape, features["pool2"].shape
+        (torch.Size([1, 64, 32, 32]), torch.Size([1, 128, 8, 8]))
     """
 
     def __init__(self, pooling: str = "avg", *, padding: str = "replicate", seed: int = 0):
@@ -145,9 +165,20 @@ def vgg19_features(weights: str | None = "auto", *, pooling: str = "avg", paddin
         pooling: ``"avg"`` (default, better for synthesis) or ``"max"`` (as trained).
         padding: ``"replicate"`` (default, no dark borders in synthesized images) or ``"zeros"`` (as trained).
         seed: the seed of random weights (He initialization, zero biases); the global generator is not touched.
+        download: with ``"imagenet"``, download the weights when they are not in the cache.
         device: where to put it (default CPU).
 
-    The result's ``pretrained`` and ``description`` say which weights it has.
+    Returns:
+        A :class:`VGGFeatures` in eval mode with frozen weights; its ``pretrained`` and ``description`` say which
+        weights it has. Call it on images (N, 3, H, W) in [0, 1] with a list of layer names.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.style import vgg19_features
+        >>> extractor = vgg19_features(None)  # random weights: offline and fast
+        >>> features = extractor(torch.rand(1, 3, 32, 32), ["conv1_1", "conv3_1"])
+        >>> features["conv3_1"].shape, extractor.pretrained
+        (torch.Size([1, 256, 8, 8]), False)
     """
     if weights not in ("auto", "imagenet", None):
         raise ValueError(f"weights must be 'auto', 'imagenet' or None (random), got {weights!r}")
@@ -167,32 +198,121 @@ def vgg19_features(weights: str | None = "auto", *, pooling: str = "avg", paddin
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrices (N, C, C) of feature maps (N, C, H, W): ``G[c, d] = mean over positions of F[c] * F[d]``."""
+    """Gram matrices of feature maps: which channels are active together, wherever they are.
+
+    Args:
+        features: feature maps (N, C, H, W), any real values.
+
+    Returns:
+        (N, C, C): ``G[n, c, d]`` is the mean over the H * W positions of ``features[n, c] * features[n, d]``.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.style import gram_matrix
+        >>> gram_matrix(torch.ones(1, 2, 3, 3) * torch.tensor([1.0, 2.0]).view(1, 2, 1, 1))
+        tensor([[[1., 2.],
+                 [2., 4.]]])
+    """
     n, c = features.shape[:2]
     flat = features.reshape(n, c, -1)
     return flat @ flat.transpose(1, 2) / flat.shape[2]
 
 
-def _as_images(image, name: str, size, device) -> tuple[torch.Tensor, bool]:
-    """PIL or tensor -> (N, 3, H, W) on ``device``, resized so that the shorter side is ``size``."""
+@dataclass(frozen=True)
+class StyleInfo:
+    """What a :func:`style_transfer` or :func:`texture_synthesis` run did (``return_info=True``).
+
+    Attributes:
+        loss: the total loss at every evaluation (floats, summed over the batch).
+        style: the style term at every evaluation.
+        content: the content term at every evaluation (empty for texture synthesis).
+        extractor: which extractor ran (its ``description``).
+        seconds: the wall-clock time of the run.
+        range: (min, max) of the optimized pixels before the final clamp to [0, 1]: how far the optimizer pushed
+            past the range.
+    """
+    loss: list[float]
+    style: list[float]
+    content: list[float]
+    extractor: str
+    seconds: float
+    range: tuple[float, float]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_steps(steps) -> int:
+    if not _is_int(steps) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    return int(steps)
+
+
+def _smallest_size(extractor: VGGFeatures, layers) -> int:
+    """The smallest image side (in pixels) that ``extractor`` can run up to the deepest of ``layers``.
+
+    Every pooling layer before it halves the image (rounding down) and needs at least 2 pixels in; the convolutions
+    (padding 1, also replicate padding) keep the size, down to 1 pixel. So the answer is 2 to the number of pooling
+    layers up to the deepest layer: 1 for conv1_1, 8 for conv4_2, 16 for conv5_1, 32 for pool5.
+    """
+    deepest = max(extractor._positions[name] for name in extractor._check(layers))
+    pools = sum(isinstance(m, (nn.AvgPool2d, nn.MaxPool2d)) for m in list(extractor.features)[:deepest + 1])
+    return 2 ** pools
+
+
+def _check_fits(batch: torch.Tensor, name: str, extractor: VGGFeatures, layers) -> None:
+    """ValueError unless the images (N, C, H, W) are big enough for the extractor to reach every layer."""
+    smallest = _smallest_size(extractor, layers)
+    if min(batch.shape[-2:]) < smallest:
+        raise ValueError(f"{name} is {batch.shape[-2]}x{batch.shape[-1]} pixels, but the layers "
+                         f"{list(extractor._check(layers))} need images of at least {smallest} pixels on each side "
+                         f"(each pooling layer halves them); use images or a size of at least {smallest} pixels, or "
+                         f"shallower layers")
+
+
+def _check_size(size, name: str, smallest: int, pair: bool) -> tuple[int, ...]:
+    """``size`` (an int, or (height, width) when ``pair``) as a tuple of ints >= ``smallest``."""
+    sides = tuple(size) if pair and isinstance(size, (tuple, list)) else (size,)
+    expected = "an int or a (height, width) pair of ints" if pair else "an int (the shorter side in pixels)"
+    if len(sides) not in ((1, 2) if pair else (1,)) or not all(_is_int(side) for side in sides):
+        raise TypeError(f"{name} must be {expected}, got {size!r}")
+    if min(sides) < smallest:
+        raise ValueError(f"{name} must be at least {smallest} pixels for these layers (each pooling layer halves the "
+                         f"image), got {size!r}")
+    return tuple(int(side) for side in sides)
+
+
+def _load(image, name: str, device, dtype) -> tuple[torch.Tensor, bool, torch.Tensor]:
+    """PIL image or tensor -> ``(batch, single, like)``: a new (N, 3, H, W) copy in ``dtype`` on ``device`` (a
+    1-channel image repeated), whether one image was given, and the tensor whose dtype and device the result takes
+    (the image itself, or float32 on ``device`` for a PIL image)."""
     if hasattr(image, "convert") and hasattr(image, "size") and not isinstance(image, torch.Tensor):
         import numpy as np
         array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
         batch, single = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0), True
+        like = torch.empty(0, dtype=torch.float32, device=device)
     else:
         batch, single = as_image_batch(image, name, channels=(1, 3))
-        batch = batch.detach().float()
-    if batch.shape[1] == 1:
-        batch = batch.expand(-1, 3, -1, -1)
-    if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 8:
-            raise ValueError(f"size must be an int >= 8 (the shorter side in pixels), got {size!r}")
-        h, w = batch.shape[-2:]
-        scale = size / min(h, w)
-        new = (max(1, round(h * scale)), max(1, round(w * scale)))
-        if new != (h, w):
-            batch = F.interpolate(batch, size=new, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-    return batch.to(device).contiguous(), single
+        like = image
+    batch = batch.detach().to(device=device, dtype=dtype, copy=True)
+    return batch.expand(-1, 3, -1, -1).contiguous(), single, like
+
+
+def _resize_shorter(batch: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (N, 3, H, W) so that its shorter side is ``size`` pixels (the longer one rounded)."""
+    h, w = batch.shape[-2:]
+    scale = size / min(h, w)
+    new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    if new == (h, w):
+        return batch
+    return F.interpolate(batch, size=new, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def _work_dtype(extractor: nn.Module) -> torch.dtype:
+    """The dtype the pixels are optimized in: float64 for a float64 extractor, float32 otherwise (L-BFGS needs at
+    least float32 precision; a bfloat16 or float16 extractor gets its inputs cast by :class:`StyleLoss`)."""
+    return torch.float64 if model_dtype(extractor) == torch.float64 else torch.float32
 
 
 class StyleLoss:
@@ -202,7 +322,19 @@ class StyleLoss:
     over the batch) and ``parts`` holds per-image ``"style"`` and ``"content"`` tensors (N,). The style term is the
     mean over ``style_layers`` of ``|G(x) - G(style)|^2 / |G(style)|^2``; the content term is
     ``|F(x) - F(content)|^2 / |F(content)|^2`` at ``content_layer``. The targets are computed once, without
-    gradients, when the loss is made.
+    gradients, when the loss is made. Images are cast to the extractor's dtype; images too small for the layers (each
+    pooling layer halves them) raise ValueError with the smallest size that works.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.style import StyleLoss, vgg19_features
+        >>> extractor = vgg19_features(None)   # random weights: offline and fast
+        >>> loss = StyleLoss(extractor, style=torch.rand(1, 3, 32, 32), content=torch.rand(1, 3, 32, 32))
+        >>> x = torch.rand(2, 3, 32, 32, requires_grad=True)
+        >>> total, parts = loss(x)
+        >>> total.backward()
+        >>> total.dim(), parts["style"].shape, parts["content"].shape, x.grad.shape
+        (0, torch.Size([2]), torch.Size([2]), torch.Size([2, 3, 32, 32]))
     """
 
     def __init__(self, extractor: VGGFeatures, style: torch.Tensor, content: torch.Tensor | None = None, *,
@@ -215,14 +347,19 @@ class StyleLoss:
         self.content_layer = extractor._check(content_layer)[0] if content is not None else None
         self.style_weight, self.content_weight = float(style_weight), float(content_weight)
         self.layers = list(dict.fromkeys(self.style_layers + ([self.content_layer] if self.content_layer else [])))
+        self.dtype = model_dtype(extractor)
+        _check_fits(style, "the style image", extractor, self.style_layers)
+        if content is not None:
+            _check_fits(content, "the content image", extractor, [self.content_layer])
         with torch.no_grad():
-            style_features = extractor(style, self.style_layers)
+            style_features = extractor(style.to(self.dtype), self.style_layers)
             self.style_targets = {name: gram_matrix(f).mean(0, keepdim=True) for name, f in style_features.items()}
-            self.content_target = extractor(content, [self.content_layer])[self.content_layer] \
+            self.content_target = extractor(content.to(self.dtype), [self.content_layer])[self.content_layer] \
                 if content is not None else None
 
     def __call__(self, x: torch.Tensor):
-        features = self.extractor(x, self.layers)
+        _check_fits(x, "the image", self.extractor, self.layers)
+        features = self.extractor(x.to(self.dtype), self.layers)
         style = 0
         for name in self.style_layers:
             target = self.style_targets[name]
@@ -252,34 +389,46 @@ def _default_extractor(extractor, caller: str) -> VGGFeatures:
     return extractor
 
 
-def _optimize(loss: StyleLoss, x: torch.Tensor, steps: int, history: dict, progress: bool, desc: str) -> torch.Tensor:
-    """Minimize ``loss`` over the pixels of ``x`` with L-BFGS (strong Wolfe line search) for at most ``steps``
-    evaluations. The loss sees ``x`` clamped to [0, 1], so the returned (clamped) image is exactly the one whose loss
-    was minimized; a quadratic penalty pulls pixels that went past the range back to it."""
-    from tqdm.auto import tqdm
+def _within_range(x: torch.Tensor) -> torch.Tensor:
+    """``x`` clamped to [0, 1], with the loss's gradient reaching the pixels that are exactly at 0 or 1.
 
+    ``torch.clamp`` passes no gradient to a value exactly at a bound, so a pixel that starts at 0 or 1 (black or
+    white in a photo) would never move, even where the loss pulls it into the range. Here only the pixels strictly
+    outside the range are cut off from the loss."""
+    inside = (x >= 0) & (x <= 1)
+    return torch.where(inside, x, x.detach().clamp(0, 1))
+
+
+def _optimize(loss: StyleLoss, x: torch.Tensor, steps: int, progress: bool, desc: str) -> tuple[torch.Tensor, dict]:
+    """Minimize ``loss`` over the pixels of ``x`` with L-BFGS (strong Wolfe line search) for ``steps`` evaluations
+    (torch's L-BFGS lets the line search in progress finish, which may take a few more). Returns the clamped image
+    and the history (``loss``, ``style``, ``content``, ``range``). The loss sees ``x`` clamped to [0, 1] (see
+    :func:`_within_range`), so the returned image is exactly the one whose loss was minimized; a quadratic penalty
+    pulls pixels that went past the range back to it."""
     x = x.detach().clone().requires_grad_(True)
-    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    history = {"loss": [], "style": [], "content": []}
     optimizer = torch.optim.LBFGS([x], lr=1, max_iter=steps, max_eval=steps, history_size=50,
                                   tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
 
-    def closure():
-        optimizer.zero_grad()
-        inside = x.clamp(0, 1)
-        total, parts = loss(inside)
-        # pixels pushed past the range are pulled back to it, where the loss's gradient reaches them again
-        (total + (x - inside).pow(2).flatten(1).mean(1).sum()).backward()
-        history["loss"].append(float(total.detach()))
-        for key, value in parts.items():
-            history[key].append(float(value.detach().sum()))
-        bar.update()
-        return total
+    with progress_bar(steps, desc, enabled=progress) as bar:
+        def closure():
+            optimizer.zero_grad()
+            inside = _within_range(x)
+            total, parts = loss(inside)
+            # pixels pushed past the range are pulled back to it, where the loss's gradient reaches them again
+            (total + (x - inside).pow(2).flatten(1).mean(1).sum()).backward()
+            history["loss"].append(float(total.detach()))
+            for key, value in parts.items():
+                history[key].append(float(value.detach().sum()))
+            if bar.n >= bar.total:   # the line search finishing its last step past the budget
+                bar.total = bar.n + 1
+            bar.update()
+            return total
 
-    if steps > 0:
-        optimizer.step(closure)
-    bar.close()
+        if steps > 0:
+            optimizer.step(closure)
     history["range"] = (float(x.detach().min()), float(x.detach().max()))
-    return x.detach().clamp(0, 1)
+    return x.detach().clamp(0, 1), history
 
 
 def _check_weight(value, name: str) -> float:
@@ -288,88 +437,137 @@ def _check_weight(value, name: str) -> float:
     return float(value)
 
 
-def style_transfer(content, style, *, steps: int = 100, content_weight: float = 1.0, style_weight: float = 10.0,
+def _info(history: dict, extractor: VGGFeatures, start: float) -> StyleInfo:
+    return StyleInfo(loss=history["loss"], style=history["style"], content=history["content"],
+                     extractor=extractor.description, seconds=time.perf_counter() - start, range=history["range"])
+
+
+def style_transfer(x, style, *, steps: int = 100, content_weight: float = 1.0, style_weight: float = 10.0,
                    extractor: VGGFeatures | None = None, size: int | None = None, style_layers=STYLE_LAYERS,
-                   content_layer: str = CONTENT_LAYER, init: str = "content", return_history: bool = False,
-                   progress: bool = False):
-    """Gatys et al.'s style transfer: ``content`` painted in the style of ``style``.
+                   content_layer: str = CONTENT_LAYER, init: str = "content",
+                   generator: torch.Generator | None = None, return_info: bool = False, progress: bool = True):
+    """Gatys et al.'s style transfer: the photo ``x`` painted in the style of ``style``.
 
     Args:
-        content: the photo, a tensor (N, 3, H, W) / (3, H, W) (or 1 channel) in [0, 1], or a PIL image.
-        style: the painting, same kinds; resized so that its shorter side matches the content's.
-        steps: L-BFGS evaluations (each one forward and backward pass through the extractor).
-        content_weight, style_weight: the weights of the two (relative, per-layer balanced) terms.
+        x: the photo (the content image), a tensor (N, 3, H, W) / (3, H, W) (or 1 channel) in [0, 1], or a PIL
+            image; at least 16 pixels on each side for the default layers (each pooling layer before the deepest
+            layer used halves the image).
+        style: the painting, same kinds; resized so that its shorter side matches the photo's.
+        steps: L-BFGS evaluations, an int >= 0 (each one forward and backward pass through the extractor); the
+            line search may finish its last step with a few more (``info.loss`` has one entry per evaluation).
+        content_weight, style_weight: the weights (>= 0) of the two (relative, per-layer balanced) terms.
         extractor: a :class:`VGGFeatures`; None uses :func:`vgg19_features` ``("auto")``, with a warning when
-            that falls back to random weights.
-        size: resize the content so that its shorter side has this many pixels (None keeps it).
+            that falls back to random weights. It runs in eval mode with frozen weights; its modes and
+            ``requires_grad`` flags are restored afterwards.
+        size: resize the photo so that its shorter side has this many pixels, an int (None keeps it); at least 16
+            for the default layers.
         style_layers, content_layer: the layers of the two terms (names as in :attr:`VGGFeatures.layer_names`).
         init: start from the ``"content"`` image (converges in fewer steps) or from ``"noise"`` (as Gatys et al.).
-        return_history: also return a dict with the losses at every evaluation (``"loss"``, ``"style"``,
-            ``"content"``), ``"extractor"`` (which weights ran) and ``"seconds"``.
+        generator: a torch.Generator for the starting noise of ``init="noise"`` (default: seed 0).
+        return_info: also return a :class:`StyleInfo` (losses at every evaluation, extractor, time, pixel range).
+        progress: show a progress bar of the evaluations.
 
     Returns:
-        The image (3, H, W) for a single image or PIL content, (N, 3, H, W) for a batch, values in [0, 1]
-        (and the history dict if asked).
+        The image (3, H, W) for a single image or PIL photo, (N, 3, H, W) for a batch, values in [0, 1], in ``x``'s
+        dtype and on its device (float32 on the extractor's device for a PIL photo); ``(image, info)`` with
+        ``return_info``. Works inside ``torch.no_grad()`` and ``torch.inference_mode()``; ``x`` and ``style`` are
+        not modified.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.style import style_transfer, vgg19_features
+        >>> extractor = vgg19_features(None)  # random weights: offline and fast
+        >>> photo, painting = torch.rand(3, 32, 32), torch.rand(3, 48, 48)
+        >>> image, info = style_transfer(photo, painting, steps=2, extractor=extractor, return_info=True,
+        ...                              progress=False)
+        >>> image.shape, info.extractor
+        (torch.Size([3, 32, 32]), 'VGG-19 with random weights (He initialization, seed 0)')
     """
     extractor = _default_extractor(extractor, "style_transfer")
     content_weight = _check_weight(content_weight, "content_weight")
     style_weight = _check_weight(style_weight, "style_weight")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    steps = _check_steps(steps)
     if init not in ("content", "noise"):
         raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
-    device = model_device(extractor)
-    content_batch, single = _as_images(content, "content", size, device)
-    style_batch, _ = _as_images(style, "style", min(content_batch.shape[-2:]), device)
+    layers = extractor._check(style_layers) + extractor._check(content_layer)
+    smallest = _smallest_size(extractor, layers)
+    if size is not None:
+        size = _check_size(size, "size", smallest, pair=False)[0]
+    device, dtype = model_device(extractor), _work_dtype(extractor)
     start = time.perf_counter()
-    # the extractor runs in eval mode with its parameters frozen (no gradients pile up in a caller's module)
-    with preserved(extractor):
-        loss = StyleLoss(extractor, style_batch, content_batch, style_layers=style_layers,
-                         content_layer=content_layer, style_weight=style_weight, content_weight=content_weight)
-        if init == "content":
-            x = content_batch
-        else:
-            x = torch.rand(content_batch.shape, generator=torch.Generator().manual_seed(0)).to(device)
-        history = {"loss": [], "style": [], "content": [], "extractor": extractor.description}
-        result = _optimize(loss, x, steps, history, progress, "style transfer")
-    history["seconds"] = time.perf_counter() - start
-    result = restore_batch(result, single)
-    return (result, history) if return_history else result
+    # gradients on, also inside torch.no_grad() / torch.inference_mode(); copies made here are ordinary tensors
+    with gradients_on():
+        content_batch, single, like = _load(x, "x", device, dtype)
+        if size is not None:
+            content_batch = _resize_shorter(content_batch, size)
+        _check_fits(content_batch, "x (the content image)", extractor, layers)
+        style_batch = _resize_shorter(_load(style, "style", device, dtype)[0], min(content_batch.shape[-2:]))
+        # the extractor runs in eval mode with its parameters frozen (no gradients pile up in a caller's module)
+        with preserved(extractor):
+            loss = StyleLoss(extractor, style_batch, content_batch, style_layers=style_layers,
+                             content_layer=content_layer, style_weight=style_weight, content_weight=content_weight)
+            if init == "content":
+                start_image = content_batch
+            else:
+                generator = generator if generator is not None else torch.Generator().manual_seed(0)
+                start_image = torch.rand(content_batch.shape, generator=generator, device=generator.device)
+            result, history = _optimize(loss, start_image.to(device, dtype), steps, progress, "style transfer")
+    result = to_caller(result, like, single)
+    return (result, _info(history, extractor, start)) if return_info else result
 
 
-def texture_synthesis(style, *, size: int | tuple[int, int] = 128, steps: int = 100, extractor=None,
-                      style_layers=STYLE_LAYERS, generator: torch.Generator | None = None,
-                      return_history: bool = False, progress: bool = False):
+def texture_synthesis(style, *, size: int | tuple[int, int] = 128, steps: int = 100,
+                      extractor: VGGFeatures | None = None, style_layers=STYLE_LAYERS,
+                      generator: torch.Generator | None = None, return_info: bool = False, progress: bool = True):
     """A new image with the texture of ``style``: the style term only, from random noise (Gatys et al. 2015; the
     noise here is smooth -- coarse noise enlarged -- which converges to cleaner textures in few steps).
 
     Args:
-        style: the texture, a tensor (3, H, W) / (1, 3, H, W) in [0, 1] or a PIL image (used at its own size).
-        size: the output's side (an int) or (height, width).
-        steps: L-BFGS evaluations.
+        style: the texture, a tensor (3, H, W) / (N, 3, H, W) (or 1 channel) in [0, 1] or a PIL image, used at its
+            own size (a batch is one texture: its Gram matrices are averaged); at least 16 pixels on
+            each side for the default layers.
+        size: the output's side (an int) or (height, width), ints of at least 16 for the default layers.
+        steps: L-BFGS evaluations, an int >= 0 (the last line search may add a few, as in :func:`style_transfer`).
         extractor, style_layers: as in :func:`style_transfer`.
         generator: a torch.Generator for the starting noise (default: seed 0).
+        return_info: also return a :class:`StyleInfo` (``content`` is empty).
+        progress: show a progress bar of the evaluations.
 
     Returns:
-        The texture (3, H, W) in [0, 1] (and the history dict if ``return_history``).
+        The texture (3, height, width) in [0, 1], float32 on the extractor's device (it starts from noise, not from
+        an image of the caller's); ``(texture, info)`` with ``return_info``. Works inside ``torch.no_grad()`` and
+        ``torch.inference_mode()``; ``style`` is not modified.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.style import texture_synthesis, vgg19_features
+        >>> extractor = vgg19_features(None)  # random weights: offline and fast
+        >>> texture = texture_synthesis(torch.rand(3, 32, 32), size=(32, 48), steps=2, extractor=extractor,
+        ...                             progress=False)
+        >>> texture.shape, texture.dtype
+        (torch.Size([3, 32, 48]), torch.float32)
     """
     extractor = _default_extractor(extractor, "texture_synthesis")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    height, width = (size, size) if isinstance(size, int) else tuple(size)
-    if min(height, width) < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size!r}")
-    device = model_device(extractor)
-    style_batch, _ = _as_images(style, "style", None, device)
+    steps = _check_steps(steps)
+    layers = extractor._check(style_layers)
+    if not layers:
+        raise ValueError("style_layers must name at least one layer")
+    smallest = _smallest_size(extractor, layers)
+    sides = _check_size(size, "size", smallest, pair=True)
+    height, width = sides if len(sides) == 2 else sides * 2
+    device, dtype = model_device(extractor), _work_dtype(extractor)
     start = time.perf_counter()
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    # smooth random noise (uniform noise on an 8 times coarser grid, enlarged), in [0.25, 0.75]
-    coarse = torch.rand((1, 3, max(1, height // 8), max(1, width // 8)), generator=generator, device=generator.device)
-    x = (0.25 + 0.5 * F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1))
-    x = x.to(device)
-    with preserved(extractor):
-        loss = StyleLoss(extractor, style_batch, None, style_layers=style_layers)
-        history = {"loss": [], "style": [], "content": [], "extractor": extractor.description}
-        result = _optimize(loss, x, steps, history, progress, "texture synthesis")[0]
-    history["seconds"] = time.perf_counter() - start
-    return (result, history) if return_history else result
+    with gradients_on():
+        style_batch = _load(style, "style", device, dtype)[0]
+        _check_fits(style_batch, "style", extractor, layers)
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        # smooth random noise (uniform noise on an 8 times coarser grid, enlarged), in [0.25, 0.75]
+        coarse = torch.rand((1, 3, max(1, height // 8), max(1, width // 8)), generator=generator,
+                            device=generator.device)
+        noise = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+        with preserved(extractor):
+            loss = StyleLoss(extractor, style_batch, None, style_layers=style_layers)
+            result, history = _optimize(loss, (0.25 + 0.5 * noise).to(device, dtype), steps, progress,
+                                        "texture synthesis")
+    result = result[0].to(torch.float32)
+    return (result, _info(history, extractor, start)) if return_info else result

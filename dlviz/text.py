@@ -17,7 +17,21 @@ __all__ = ["CharVocab", "split", "sequence_pairs", "loss_per_char", "sample"]
 
 
 class CharVocab:
-    """The sorted set of characters of a text, with ``encode`` (str -> int64 codes) and ``decode`` (codes -> str)."""
+    """The sorted set of characters of a text, with ``encode`` (str -> int64 codes) and ``decode`` (codes -> str).
+
+    Args:
+        text: a non-empty string; its distinct characters, sorted, get the codes 0, 1, ...
+
+    Example:
+        >>> from dlviz.text import CharVocab
+        >>> vocab = CharVocab("hello world")
+        >>> vocab
+        CharVocab(8 characters: ' dehlorw')
+        >>> vocab.encode("hello")
+        tensor([3, 2, 4, 4, 5])
+        >>> vocab.decode([3, 2])
+        'he'
+    """
 
     def __init__(self, text: str):
         self.chars = "".join(sorted(set(text)))
@@ -47,7 +61,21 @@ class CharVocab:
 
 
 def split(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
-    """The text's first ``train_fraction`` (training) and the rest (validation), cut at a character."""
+    """The text's first ``train_fraction`` (training) and the rest (validation), cut at a character.
+
+    Args:
+        text: any string.
+        train_fraction: in (0, 1); the training part has ``int(len(text) * train_fraction)`` characters.
+
+    Returns ``(train, validation)``, two strings that make up ``text``.
+
+    Example:
+        >>> from dlviz.text import split
+        >>> split("abcdefghij")
+        ('abcdefghi', 'j')
+        >>> split("abcdefghij", train_fraction=0.8)
+        ('abcdefgh', 'ij')
+    """
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
     cut = int(len(text) * train_fraction)
@@ -60,6 +88,24 @@ def sequence_pairs(codes: torch.Tensor, length: int, stride: int | None = None) 
     Returns ``(inputs, targets)``, both (N, length) int64, where ``targets[i, t] == inputs[i, t+1]`` within the
     text: window i starts at ``i * stride`` (default ``stride = length``: non-overlapping windows). The pair can be
     given to :func:`dlviz.fit` as training data for a model returning logits (N, length, V).
+
+    Args:
+        codes: a 1-D sequence of codes (at least ``length + 1`` of them).
+        length: the window length T, a positive int.
+        stride: the step between window starts (default ``length``).
+
+    Example:
+        >>> import torch
+        >>> from dlviz.text import sequence_pairs
+        >>> inputs, targets = sequence_pairs(torch.arange(10), length=4)
+        >>> inputs
+        tensor([[0, 1, 2, 3],
+                [4, 5, 6, 7]])
+        >>> targets
+        tensor([[1, 2, 3, 4],
+                [5, 6, 7, 8]])
+        >>> sequence_pairs(torch.arange(10), length=4, stride=2)[0].shape
+        torch.Size([3, 4])
     """
     codes = torch.as_tensor(codes).reshape(-1)
     stride = stride or length
@@ -78,6 +124,21 @@ def loss_per_char(model: nn.Module, codes: torch.Tensor, streams: int = 16, chun
     The text is cut into ``streams`` contiguous pieces read in parallel, ``chunk`` steps at a time, carrying the
     LSTM state across chunks (so every character but the first of each stream is predicted with its full past).
     ``model(codes, state) -> (logits, state)`` as :class:`dlviz.zoo.CharLSTM`. The model's mode is restored.
+
+    Args:
+        model: a character model as above, on any device.
+        codes: a 1-D sequence of codes, more than ``streams`` of them.
+        streams, chunk: positive ints: how many pieces are read in parallel, and how many steps at a time.
+
+    Returns the loss as a float (nats; divide by ln 2 for bits per character).
+
+    Example:
+        >>> from dlviz import zoo
+        >>> from dlviz.text import loss_per_char
+        >>> model = zoo.load("charlstm_shakespeare")
+        >>> codes = model.encode("First Citizen: Before we proceed any further, hear me speak.")
+        >>> round(loss_per_char(model, codes, streams=2, chunk=16), 2)
+        1.45
     """
     codes = torch.as_tensor(codes).reshape(-1)
     per_stream = (len(codes) - 1) // streams
@@ -105,6 +166,23 @@ def sample(model: nn.Module, prime: str, length: int, temperature: float = 1.0, 
     conservative (0 takes the most likely character every time), above 1 more random. ``seed`` makes the draw
     repeatable (a private generator; the global random state is not touched). ``top_k`` keeps only the k most
     likely characters. The model needs ``model.vocab`` (see :class:`dlviz.zoo.CharLSTM`); its mode is restored.
+
+    Args:
+        model: a character model with ``model.vocab``, ``model(codes, state) -> (logits, state)``.
+        prime: a non-empty string of characters in the vocabulary.
+        length: how many characters to add, an int >= 0.
+        temperature: a finite number >= 0.
+        seed: an int for a repeatable draw, or None.
+        top_k: a positive int, or None for all characters.
+
+    Example:
+        >>> from dlviz import zoo
+        >>> from dlviz.text import sample
+        >>> model = zoo.load("charlstm_shakespeare")
+        >>> sample(model, "ROMEO:", 20, temperature=0).strip()   # the most likely character at every step
+        'I will not the stan'
+        >>> sample(model, "ROMEO:", 20, seed=1) == sample(model, "ROMEO:", 20, seed=1)
+        True
     """
     if temperature < 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")

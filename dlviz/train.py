@@ -3,10 +3,21 @@
 ``fit`` accepts a torch ``Dataset``, a ``DataLoader``, or a pair of tensors ``(inputs, labels)``. Pairs of
 tensors (and ``TensorDataset``) are batched by slicing a shuffled index, which on a CPU is many times faster
 than a ``DataLoader`` that collates item by item; use :func:`dlviz.data.tensors` to turn MNIST into such a pair.
+
+Neither function fails silently:
+
+* ``fit`` checks every batch before the optimizer step: NaN or infinite inputs raise ValueError, a NaN or
+  infinite loss or gradient raises FloatingPointError. The error names the epoch and the batch, and the model
+  (weights and buffers such as BatchNorm's running statistics) and the optimizer's state are left as they were
+  before that batch.
+* An empty dataset, or a DataLoader that yields no batch, gets its own error.
+* The model's modes are restored per submodule after the call, also when it raises: a BatchNorm frozen with
+  ``.eval()`` stays frozen.
 """
 from __future__ import annotations
 
 import math
+import numbers
 import random
 import time
 from dataclasses import dataclass, field
@@ -14,14 +25,27 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tqdm.auto import tqdm
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
-__all__ = ["fit", "evaluate", "History", "device", "seed"]
+from ._model import gradients_on, select_scores
+from ._progress import StoredBar as _StoredBar
+from ._progress import progress
+from ._validate import check_number
+from .hooks import model_device, preserved
+
+__all__ = ["fit", "evaluate", "History", "device", "seed", "progress"]
+
+SEED_LIMIT = 2**32  # numpy's legacy generator takes seeds in [0, 2**32); Python's and torch's take more
 
 
 def device() -> torch.device:
-    """The best device here: ``cuda`` if a GPU is there, else Apple's ``mps``, else ``cpu``."""
+    """The best device here: ``cuda`` if a GPU is there, else Apple's ``mps``, else ``cpu``.
+
+    Example:
+        >>> import dlviz
+        >>> dlviz.device().type in ("cuda", "mps", "cpu")
+        True
+    """
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -30,16 +54,44 @@ def device() -> torch.device:
 
 
 def seed(n: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's generators (all devices) so that a run can be repeated."""
+    """Seed Python's, NumPy's and PyTorch's generators (all devices) so that a run can be repeated.
+
+    Args:
+        n: an int with ``0 <= n < 2**32`` (the range all three generators accept). Anything else raises ValueError
+            before any generator is seeded.
+
+    Example:
+        >>> import torch, dlviz
+        >>> dlviz.seed(0); a = torch.rand(2)
+        >>> dlviz.seed(0); b = torch.rand(2)
+        >>> torch.equal(a, b)
+        True
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 0 <= n < SEED_LIMIT:
+        raise ValueError(f"seed must be an int with 0 <= seed < 2**32 (the range Python's random, NumPy and torch "
+                         f"all accept), got {n!r}")
+    n = int(n)
     random.seed(n)
-    np.random.seed(n % 2**32)
+    np.random.seed(n)
     torch.manual_seed(n)
 
 
 @dataclass
 class History:
-    """Per-epoch metrics of a :func:`fit` run. Lists are indexed by epoch (0-based); ``val_*`` are empty without
-    validation data; ``batch_loss`` holds every mini-batch's training loss."""
+    """Per-epoch metrics of a :func:`fit` run.
+
+    Lists are indexed by epoch (0-based): ``train_loss`` and ``val_loss`` are mean losses, ``train_accuracy`` and
+    ``val_accuracy`` fractions in [0, 1] (NaN when the outputs are not class scores); ``val_*`` are empty without
+    validation data. ``batch_loss`` holds every mini-batch's training loss, ``seconds`` the run's duration.
+
+    Example:
+        >>> from dlviz.train import History
+        >>> history = History(train_loss=[0.9, 0.4], train_accuracy=[0.6, 0.9])
+        >>> history.epochs
+        2
+        >>> history.last()
+        {'train_loss': 0.4, 'train_accuracy': 0.9}
+    """
     train_loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -49,6 +101,7 @@ class History:
 
     @property
     def epochs(self) -> int:
+        """The number of epochs recorded."""
         return len(self.train_loss)
 
     def last(self) -> dict[str, float]:
@@ -61,19 +114,43 @@ class History:
         return f"History(epochs={self.epochs}, {metrics})"
 
     def plot(self, axes=None, title: str | None = None):
-        """Loss and accuracy per epoch, training and validation, on two axes; returns the figure."""
+        """Loss and accuracy per epoch, training and validation, on two axes; returns the figure.
+
+        Args:
+            axes: two matplotlib axes to draw on (loss, accuracy); default a new figure.
+            title: the figure's title.
+
+        Example:
+            >>> import matplotlib.pyplot as plt
+            >>> from dlviz.train import History
+            >>> figure = History(train_loss=[0.9, 0.4], train_accuracy=[0.6, 0.9]).plot()
+            >>> len(figure.axes)
+            2
+            >>> plt.close(figure)
+        """
         from .plot import training_curves
         return training_curves(self, axes=axes, title=title)
 
 
-def _as_batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
-    """Yield ``(inputs, labels)`` batches from tensors, a TensorDataset, a Dataset or a DataLoader; also the count."""
-    if isinstance(data, DataLoader):
-        return iter(data), len(data)
+# --- batches ----------------------------------------------------------------------------------------------------
+
+def _as_pair(data):
+    """``(inputs, labels)`` when ``data`` is a pair of tensors or a two-tensor TensorDataset, else None."""
     if isinstance(data, TensorDataset) and len(data.tensors) == 2:
         data = data.tensors
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        inputs, labels = data
+        return data
+    return None
+
+
+def _as_batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+    """Yield ``(inputs, labels)`` batches from tensors, a TensorDataset, a Dataset or a DataLoader; also the count
+    of batches (None when a DataLoader cannot tell)."""
+    if isinstance(data, DataLoader):
+        return iter(data), _loader_length(data)
+    pair = _as_pair(data)
+    if pair is not None:
+        inputs, labels = pair
         if len(inputs) != len(labels):
             raise ValueError(f"inputs and labels differ in length: {len(inputs)} and {len(labels)}")
         n = len(inputs)
@@ -81,10 +158,47 @@ def _as_batches(data, batch_size: int, shuffle: bool, generator: torch.Generator
         count = math.ceil(n / batch_size)
         return ((inputs[idx], labels[idx]) for idx in order.split(batch_size)), count
     if isinstance(data, Dataset):
+        shuffle = shuffle and not isinstance(data, IterableDataset)  # a stream comes in its own order
         loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, num_workers=0, generator=generator)
-        return iter(loader), len(loader)
+        return iter(loader), _loader_length(loader)
     raise TypeError("expected a Dataset, a DataLoader or a pair of tensors (inputs, labels), "
                     f"got {type(data).__name__}")
+
+
+def _loader_length(loader: DataLoader) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:  # an IterableDataset without __len__
+        return None
+
+
+def _size(data) -> int | None:
+    """How many items ``data`` holds (None when it cannot tell, as for an IterableDataset)."""
+    pair = _as_pair(data)
+    if pair is not None:
+        return len(pair[0])
+    try:
+        return len(data.dataset if isinstance(data, DataLoader) else data)
+    except TypeError:
+        return None
+
+
+def _check_not_empty(data, what: str) -> None:
+    """ValueError when ``data`` holds no item, or is a DataLoader that yields no batch."""
+    size = _size(data)
+    if size == 0:
+        raise ValueError(f"{what} is empty (0 items): give it at least one (input, label) pair")
+    if isinstance(data, DataLoader) and _loader_length(data) == 0:
+        raise ValueError(f"{what} is a DataLoader that yields no batch: its {size} items make no full batch of "
+                         f"{data.batch_size} with drop_last=True; use a smaller batch_size or drop_last=False")
+
+
+def _scores(out, output, model: nn.Module):
+    """The scores the loss is computed on: a tensor output as it is (also (N, T, C) per-step scores), else the
+    class scores that ``output`` picks (see :func:`dlviz._model.select_scores`)."""
+    if output is None and isinstance(out, torch.Tensor):
+        return out
+    return select_scores(out, output, model=model)
 
 
 def _loss_and_hits(output: torch.Tensor, labels: torch.Tensor, loss_fn) -> tuple[torch.Tensor, int, int]:
@@ -97,147 +211,226 @@ def _loss_and_hits(output: torch.Tensor, labels: torch.Tensor, loss_fn) -> tuple
     return loss, 0, 0
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
+# --- evaluation ---------------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data, *, batch_size: int = 1000, loss_fn=None, device=None) -> dict[str, float]:
-    """Mean loss and accuracy (fraction in [0, 1]) of ``model`` over ``data``; the model's mode is restored.
+def evaluate(model: nn.Module, data, *, batch_size: int = 1000, loss_fn=None, device=None,
+             output=None) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` over ``data``, in eval mode.
 
-    ``data`` is a Dataset, a DataLoader or a pair of tensors; the default loss is cross-entropy.
-    Accuracy is NaN when outputs are not class scores.
+    Args:
+        model: any ``nn.Module`` mapping a batch of inputs to class scores (N, C) or per-step scores (N, T, C).
+        data: a Dataset, a DataLoader, or a pair of tensors ``(inputs, labels)``; not empty.
+        batch_size: items per forward pass (int >= 1; ignored for a DataLoader).
+        loss_fn: default cross-entropy.
+        device: where to run; default the device of the model's parameters.
+        output: how to get the class scores from what the model returns, when that is not a tensor: an int
+            indexes a tuple or list (``output=0``), a str is a dict key or an attribute (``output="logits"``), a
+            callable maps the output to the scores; None (default) expects a tensor.
+
+    Returns:
+        ``{"loss": mean loss, "accuracy": fraction in [0, 1]}``; accuracy is NaN when outputs are not class scores.
+        Every submodule's train/eval mode is restored afterwards, also when the call raises.
+
+    Example:
+        >>> import torch, dlviz
+        >>> from torch import nn
+        >>> model = nn.Linear(1, 2)
+        >>> with torch.no_grad():
+        ...     _ = model.weight.copy_(torch.tensor([[-1.0], [1.0]])), model.bias.zero_()
+        >>> x, y = torch.tensor([[-2.0], [-1.0], [1.0], [2.0]]), torch.tensor([0, 0, 1, 0])
+        >>> dlviz.evaluate(model, (x, y))["accuracy"]
+        0.75
     """
+    check_number(batch_size, "batch_size", kind=int)
+    _check_not_empty(data, "evaluate()'s data")
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    device = torch.device(device) if device is not None else _model_device(model)
-    was_training = model.training
-    model.eval()
+    device = torch.device(device) if device is not None else model_device(model)
     total_loss, hits, count, seen = 0.0, 0, 0, 0
-    try:
+    with preserved(model, freeze=False):
         batches, _ = _as_batches(data, batch_size, shuffle=False)
         for inputs, labels in batches:
             inputs, labels = inputs.to(device), labels.to(device)
-            loss, h, c = _loss_and_hits(model(inputs), labels, loss_fn)
+            loss, h, c = _loss_and_hits(_scores(model(inputs), output, model), labels, loss_fn)
             total_loss += float(loss) * len(inputs)
             hits, count, seen = hits + h, count + c, seen + len(inputs)
-    finally:
-        model.train(was_training)
     if seen == 0:
-        raise ValueError("evaluate() got an empty dataset")
+        raise ValueError("evaluate()'s data yielded no batch: it is empty")
     return {"loss": total_loss / seen, "accuracy": hits / count if count else float("nan")}
 
 
+# --- one checked training step ------------------------------------------------------------------------------------
+
+def _where(epoch: int, epochs: int, batch: int, batches: int | None) -> str:
+    """Where a batch is, counted from 1, for error messages: ``epoch 2 of 5, batch 7 of 94``."""
+    of = f" of {batches}" if batches is not None else ""
+    return f"epoch {epoch + 1} of {epochs}, batch {batch + 1}{of}"
+
+
+def _check_finite_batch(inputs, labels, where: str) -> None:
+    for name, tensor in (("inputs", inputs), ("labels", labels)):
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):
+                bad = int((~finite).sum())
+                raise ValueError(f"{where}: the {name} hold {bad} NaN or infinite values (of {tensor.numel()}); "
+                                 f"nothing was trained on this batch and the weights are as they were before it. "
+                                 f"Check the data, for example with torch.isfinite(x).all().")
+
+
+def _first_non_finite_gradient(model: nn.Module) -> str | None:
+    """The name of the first parameter whose gradient holds NaN or infinity, or None. One device sync when all
+    gradients are finite (the usual case); the name is looked up only when one is not."""
+    named = [(name, p.grad.coalesce().values() if p.grad.is_sparse else p.grad)
+             for name, p in model.named_parameters() if p.grad is not None]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(grad).all().to(named[0][1].device) for _, grad in named])
+    if bool(finite.all()):
+        return None
+    return named[int((~finite).nonzero()[0])][0]
+
+
+def _train_step(model, inputs, labels, *, loss_fn, optimizer, clip_grad_norm, output, where):
+    """One optimizer step on a batch, taken only when inputs, loss and gradients are finite; returns
+    ``(loss, hits, predictions)``. When anything raises, the model's buffers (BatchNorm statistics) are put back
+    and the gradients cleared, so the model and the optimizer are as they were before the batch."""
+    _check_finite_batch(inputs, labels, where)
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    optimizer.zero_grad(set_to_none=True)
+    try:
+        loss, hits, predictions = _loss_and_hits(_scores(model(inputs), output, model), labels, loss_fn)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{where}: the training loss is {value}; the weights are as they were before "
+                                     f"this batch. Try a smaller learning rate (or clip_grad_norm=...).")
+        loss.backward()
+        bad = _first_non_finite_gradient(model)
+        if bad is not None:
+            raise FloatingPointError(f"{where}: the gradient of {bad!r} holds NaN or infinite values although the "
+                                     f"loss is {value}; the weights are as they were before this batch. Look for "
+                                     f"an operation with an infinite derivative (sqrt or log at 0, for example).")
+    except BaseException:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        optimizer.zero_grad(set_to_none=True)
+        raise
+    if clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    optimizer.step()
+    return value, hits, predictions
+
+
+def _train_modes(model: nn.Module) -> None:
+    """Train mode for training: a model in eval mode goes wholly into train mode; a model already in train mode
+    keeps the submodules its user put in eval mode (a frozen BatchNorm) in eval mode."""
+    if not model.training:
+        model.train()
+
+
+# --- training -----------------------------------------------------------------------------------------------------
+
 def fit(model: nn.Module, train_data, *, epochs: int, optimizer: torch.optim.Optimizer | None = None,
         lr: float = 1e-3, batch_size: int = 64, val_data=None, device=None, progress: bool = True,
-        loss_fn=None, clip_grad_norm: float | None = None, scheduler=None) -> History:
+        loss_fn=None, clip_grad_norm: float | None = None, scheduler=None, output=None) -> History:
     """Train ``model`` on ``train_data`` for ``epochs`` passes and return its :class:`History`.
 
     Args:
         model: any ``nn.Module`` mapping a batch of inputs to class scores (N, C) or per-step scores (N, T, C).
-        train_data: a Dataset, a DataLoader, or a pair of tensors ``(inputs, labels)`` (fastest on a CPU).
-        epochs: number of passes over ``train_data`` (>= 1).
+        train_data: a Dataset, a DataLoader, or a pair of tensors ``(inputs, labels)`` (fastest on a CPU); not empty.
+        epochs: number of passes over ``train_data`` (int >= 1).
         optimizer: an optimizer over ``model``'s parameters; default Adam with learning rate ``lr``.
-        batch_size: mini-batch size (ignored for a DataLoader).
+        lr: the default optimizer's learning rate.
+        batch_size: mini-batch size (int >= 1; ignored for a DataLoader).
         val_data: evaluated after every epoch when given (same forms as ``train_data``).
         device: where to train; default the device of the model's parameters (so the model decides).
         progress: show tqdm bars (epochs, and batches with the running loss and accuracy).
         loss_fn: default cross-entropy.
         clip_grad_norm: clip the gradient's global norm to this value before every step (RNNs).
         scheduler: a learning-rate scheduler stepped once per epoch.
+        output: how to get the class scores from what the model returns, when that is not a tensor: an int
+            indexes a tuple or list (``output=0``), a str is a dict key or an attribute (``output="logits"``), a
+            callable maps the output to the scores; None (default) expects a tensor.
 
-    The model is left in the train/eval mode it had before the call.
+    Returns:
+        The :class:`History` of losses and accuracies per epoch.
+
+    Raises:
+        ValueError: bad ``epochs`` or ``batch_size``, empty data, or a batch with NaN or infinite inputs.
+        FloatingPointError: a NaN or infinite loss or gradient (a learning rate too large, for example).
+        Both name the epoch and the batch; the model and the optimizer are then as they were before that batch.
+
+    Training runs in train mode: a model in eval mode is put wholly in train mode, while a model in train mode
+    keeps the submodules its user set to eval mode (a frozen BatchNorm) in eval mode. Afterwards every submodule's
+    mode is as it was before the call, also when the call raises.
+
+    Example:
+        >>> import torch, dlviz
+        >>> from torch import nn
+        >>> dlviz.seed(0)
+        >>> x, y = torch.tensor([[-2.0], [-1.0], [1.0], [2.0]]), torch.tensor([0, 0, 1, 1])
+        >>> model = nn.Linear(1, 2)
+        >>> history = dlviz.fit(model, (x, y), epochs=30, lr=0.1, progress=False)
+        >>> history.epochs, history.train_accuracy[-1]
+        (30, 1.0)
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_number(epochs, "epochs", kind=int)
+    check_number(batch_size, "batch_size", kind=int)
+    _check_not_empty(train_data, "fit()'s train_data")
+    if val_data is not None:
+        _check_not_empty(val_data, "fit()'s val_data")
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = torch.device(device) if device is not None else model_device(model)
     model.to(device)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-    history, start, was_training = History(), time.perf_counter(), model.training
+    history, start = History(), time.perf_counter()
     epoch_stored = _StoredBar(range(epochs), desc="epochs", disable=not progress, unit="epoch")
     epoch_bar = epoch_stored.bar
     try:
-        for _ in epoch_bar:
-            model.train()
-            batches, count = _as_batches(train_data, batch_size, shuffle=True)
-            total_loss, hits, predictions, seen = 0.0, 0, 0, 0
-            batch_stored = _StoredBar(batches, total=count, desc="batches", leave=False, disable=not progress,
-                                      unit="batch")
-            batch_bar = batch_stored.bar
-            for step, (inputs, labels) in enumerate(batch_bar):
-                inputs, labels = inputs.to(device), labels.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                loss, h, c = _loss_and_hits(model(inputs), labels, loss_fn)
-                loss.backward()
-                if clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                optimizer.step()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"the training loss became {value}; try a smaller learning rate")
-                history.batch_loss.append(value)
-                total_loss, hits, predictions = total_loss + value * len(inputs), hits + h, predictions + c
-                seen += len(inputs)
-                if progress and step % 20 == 0:
-                    postfix = {"loss": f"{total_loss / seen:.3f}"}
-                    if predictions:
-                        postfix["acc"] = f"{hits / predictions:.3f}"
-                    batch_bar.set_postfix(postfix, refresh=False)
-            batch_stored.close()
-            if scheduler is not None:
-                scheduler.step()
-            history.train_loss.append(total_loss / max(seen, 1))
-            history.train_accuracy.append(hits / predictions if predictions else float("nan"))
-            if val_data is not None:
-                metrics = evaluate(model, val_data, loss_fn=loss_fn, device=device)
-                history.val_loss.append(metrics["loss"])
-                history.val_accuracy.append(metrics["accuracy"])
-            epoch_bar.set_postfix({k: f"{v:.3f}" for k, v in history.last().items()})
+        with preserved(model, eval_mode=False, freeze=False), gradients_on():
+            _train_modes(model)
+            for epoch in epoch_bar:
+                _train_epoch(model, train_data, history, epoch=epoch, epochs=epochs, batch_size=batch_size,
+                             progress=progress, loss_fn=loss_fn, optimizer=optimizer, clip_grad_norm=clip_grad_norm,
+                             output=output, device=device)
+                if scheduler is not None:
+                    scheduler.step()
+                if val_data is not None:
+                    metrics = evaluate(model, val_data, loss_fn=loss_fn, device=device, output=output)
+                    history.val_loss.append(metrics["loss"])
+                    history.val_accuracy.append(metrics["accuracy"])
+                epoch_bar.set_postfix({k: f"{v:.3f}" for k, v in history.last().items()})
     finally:
         epoch_stored.close()
-        model.train(was_training)
         history.seconds = time.perf_counter() - start
     return history
 
 
-class _StoredBar:
-    """A ``tqdm.auto`` bar whose saved notebook text is its final state, not the 0% it showed first.
-
-    A notebook bar (an ipywidget) keeps, as the plain text saved in the ``.ipynb``, what it showed when it was first
-    displayed: 0%. Here the bar is displayed under a display id and that display is updated with its final state
-    when the bar closes. Outside Jupyter it is an ordinary ``tqdm`` bar.
-    """
-
-    def __init__(self, iterable=None, **kwargs):
-        from tqdm.notebook import tqdm as notebook_tqdm
-
-        self._handle = None
-        if isinstance(tqdm, type) and issubclass(tqdm, notebook_tqdm) and not kwargs.get("disable"):
-            from IPython.display import display
-
-            self.bar = tqdm(iterable, display=False, **kwargs)
-            self._handle = display(self.bar.container, display_id=True)
-        else:
-            self.bar = tqdm(iterable, **kwargs)
-
-    def close(self):
-        self.bar.close()
-        if self._handle is not None:
-            self._handle.update(self.bar.container)   # a leave=False bar is hidden by tqdm; its text is final
-            self._handle = None
-
-
-def progress(iterable, **kwargs):
-    """Iterate with a ``tqdm.auto`` bar that a notebook stores in its final state, not at 0%.
-
-    ``kwargs`` go to ``tqdm`` (``desc``, ``total``...); ``leave`` is always true (the bar that stays is the point).
-    """
-    kwargs["leave"] = True
-    stored = _StoredBar(iterable, **kwargs)
+def _train_epoch(model, train_data, history: History, *, epoch, epochs, batch_size, progress, loss_fn, optimizer,
+                 clip_grad_norm, output, device) -> None:
+    """One pass over ``train_data``; appends the epoch's loss and accuracy (and each batch's loss) to ``history``."""
+    batches, count = _as_batches(train_data, batch_size, shuffle=True)
+    total_loss, hits, predictions, seen = 0.0, 0, 0, 0
+    batch_stored = _StoredBar(batches, total=count, desc="batches", leave=False, disable=not progress, unit="batch")
+    batch_bar = batch_stored.bar
     try:
-        yield from stored.bar
+        for step, (inputs, labels) in enumerate(batch_bar):
+            inputs, labels = inputs.to(device), labels.to(device)
+            value, h, c = _train_step(model, inputs, labels, loss_fn=loss_fn, optimizer=optimizer,
+                                      clip_grad_norm=clip_grad_norm, output=output,
+                                      where=_where(epoch, epochs, step, count))
+            history.batch_loss.append(value)
+            total_loss, hits, predictions = total_loss + value * len(inputs), hits + h, predictions + c
+            seen += len(inputs)
+            if progress and step % 20 == 0:
+                postfix = {"loss": f"{total_loss / seen:.3f}"}
+                if predictions:
+                    postfix["acc"] = f"{hits / predictions:.3f}"
+                batch_bar.set_postfix(postfix, refresh=False)
     finally:
-        stored.close()
+        batch_stored.close()
+    if seen == 0:
+        raise ValueError(f"fit()'s train_data yielded no batch in epoch {epoch + 1}: it is empty")
+    history.train_loss.append(total_loss / seen)
+    history.train_accuracy.append(hits / predictions if predictions else float("nan"))

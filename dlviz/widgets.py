@@ -65,6 +65,21 @@ class Explorer:
         values: the current values, a dict.
         controls_text: None (default), or a line shown in place of the controls' raw repr (``VBox(children=...``)
             where no widget front end draws them: a notebook stored after a headless run, read on GitHub.
+
+    Example:
+        >>> import numpy as np
+        >>> from matplotlib.figure import Figure
+        >>> from dlviz.widgets import Explorer
+        >>> def draw(freq):
+        ...     fig = Figure(figsize=(3, 2))
+        ...     fig.subplots().plot(np.sin(freq * np.linspace(0, 6.3, 100)))
+        ...     return fig
+        >>> explorer = Explorer(draw, {"freq": 1.0}, {"freq": ("float", 0.5, 5.0, 0.5)})
+        >>> type(explorer.figure).__name__   # the static figure; in Jupyter, ``explorer`` also shows a slider
+        'Figure'
+        >>> _ = explorer.redraw(freq=2.0)
+        >>> explorer
+        Explorer(freq=2.0)
     """
 
     controls_text: str | None = None
@@ -132,6 +147,15 @@ def linear_boundary(ax, X, y, w, b, title: str | None = None) -> int:
         X: points, array (n, 2); y: labels (n,) in {-1, +1}; w: weights (2,); b: bias (float).
 
     Points on the wrong side (or on the line) are circled in red; returns how many there are.
+
+    Example:
+        >>> import numpy as np
+        >>> from matplotlib.figure import Figure
+        >>> from dlviz.widgets import linear_boundary
+        >>> ax = Figure().subplots()
+        >>> X, y = np.array([[0, 0], [1, 1], [0, 1], [1, 0]]), np.array([1, 1, -1, -1])   # XOR: no line fits
+        >>> linear_boundary(ax, X, y, w=[1.0, 0.0], b=-0.5)
+        2
     """
     X, y, w, b = np.asarray(X, dtype=float), np.asarray(y), np.asarray(w, dtype=float), float(b)
     pad = 0.3
@@ -169,6 +193,23 @@ def perceptron_explorer(X, y, train: Callable, *, lr: float = 1.0, passes: int =
 
     The left panel shows the points, the two half-planes and the boundary w.x + b = 0 after ``passes`` passes,
     with points on the wrong side circled; the right panel shows the mistakes made in each pass.
+
+    Example:
+        >>> import numpy as np
+        >>> from dlviz.widgets import perceptron_explorer
+        >>> def train(X, y, lr, passes):
+        ...     w, b, mistakes = np.zeros(2), 0.0, []
+        ...     for _ in range(passes):
+        ...         wrong = 0
+        ...         for xi, yi in zip(X, y):
+        ...             if yi * (xi @ w + b) <= 0:
+        ...                 w, b, wrong = w + lr * yi * xi, b + lr * yi, wrong + 1
+        ...         mistakes.append(wrong)
+        ...     return w, b, mistakes
+        >>> X, y = np.array([[0, 0], [0, 1], [2, 2], [2, 3]]), np.array([-1, -1, 1, 1])
+        >>> explorer = perceptron_explorer(X, y, train, passes=3)
+        >>> explorer, len(explorer.figure.axes)
+        (Explorer(lr=1.0, passes=3), 2)
     """
     X, y = np.asarray(X, dtype=float), np.asarray(y)
     if X.ndim != 2 or X.shape[1] != 2:
@@ -227,6 +268,12 @@ def optimizer_explorer(*, lr: float = 0.03, momentum: float = 0.8, steps: int = 
     ``x <- x + v``; red) builds up speed along the valley. Left: the paths on the contours; right: f per step
     (log scale). ``equal_step=True`` gives plain descent momentum's effective step, lr / (1 - momentum), instead
     of the same lr, so that the two are compared at equal speed on a constant slope.
+
+    Example:
+        >>> from dlviz.widgets import optimizer_explorer
+        >>> explorer = optimizer_explorer(steps=20)
+        >>> explorer, len(explorer.figure.axes)
+        (Explorer(lr=0.03, momentum=0.8, steps=20), 2)
     """
     if len(curvature) != 2 or min(curvature) <= 0:
         raise ValueError(f"curvature must be two positive numbers, got {curvature}")
@@ -293,6 +340,12 @@ def init_explorer(*, activation: str = "tanh", init: str = "Xavier", depth: int 
     weights drawn from N(0, 0.01^2) ("N(0, 0.01)"), Xavier/Glorot's N(0, 2 / (fan_in + fan_out)) or He's
     N(0, 2 / fan_in). Left: the standard deviation of each layer's activations (log scale); right: histograms
     of the activations of the first, middle and last layer (for ReLU, the exact zeros are counted, not drawn).
+
+    Example:
+        >>> from dlviz.widgets import init_explorer
+        >>> explorer = init_explorer(activation="relu", init="He", depth=4, width=32, n=50)
+        >>> explorer, len(explorer.figure.axes)   # the std per layer, and 3 histograms
+        (Explorer(activation='relu', init='He', depth=4), 4)
     """
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
@@ -358,9 +411,17 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
     that channel (:func:`dlviz.deconvnet` with ``layer`` and ``channel``) over the image; and the projection of
     its strongest activation only. A channel number beyond the layer's channel count wraps around.
     ``colorbar=True`` adds a colour bar to each of the three maps.
-    """
-    import torch
 
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, 3))
+        >>> images = torch.rand(2, 1, 12, 12)
+        >>> from dlviz.widgets import feature_explorer
+        >>> explorer = feature_explorer(model, images, ["0", "1"], labels=["first", "second"])
+        >>> explorer, len(explorer.figure.axes)
+        (Explorer(image=0, layer='0', channel=0), 4)
+    """
     from .attribution import deconvnet
     from .hooks import activations
     from .plot import heatmap_overlay, to_numpy_image
@@ -420,6 +481,16 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
     channel count wraps around; octaves too small for the model are left out (the title says how many ran).
     ``colorbar=True`` draws the change in pixel units on a diverging colour map (blue darker, red brighter) with a
     colour bar.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, 3))
+        >>> images = torch.rand(2, 1, 12, 12)
+        >>> from dlviz.widgets import dream_explorer
+        >>> explorer = dream_explorer(model, images[0], ["1"], octaves=1, steps=2)
+        >>> explorer, len(explorer.figure.axes)   # image, dream, change
+        (Explorer(layer='1', channel=-1, octaves=1), 3)
     """
     import re
     import warnings
@@ -441,7 +512,7 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             dream = deepdream(model, image, layer, channel=picked, octaves=octaves, steps=steps, lr=lr,
-                              jitter=jitter, generator=torch.Generator().manual_seed(seed))
+                              jitter=jitter, generator=torch.Generator().manual_seed(seed), progress=False)
         ran = octaves
         for w in caught:  # deepdream says "using N of M octaves" when the smallest scales are too small
             used = re.search(r"using (\d+) of \d+ octaves", str(w.message))
@@ -491,6 +562,19 @@ def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str
 
     Top row: the adversarial images with the model's answer and its confidence (red when wrong); bottom row: the
     perturbations, magnified so that +-eps spans black to white.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, 3))
+        >>> images = torch.rand(2, 1, 12, 12)
+        >>> from dlviz.widgets import adversarial_explorer
+        >>> explorer = adversarial_explorer(model, images, torch.tensor([0, 1]), eps=0.05)
+        >>> len(explorer.figure.axes)   # 2 adversarial images over their 2 perturbations
+        4
+        >>> _ = explorer.redraw(method="pgd")
+        >>> explorer
+        Explorer(eps=0.05, method='pgd')
     """
     import torch
 

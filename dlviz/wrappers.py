@@ -18,6 +18,19 @@ class Normalized(nn.Module):
     ``named_modules()``, ``named_parameters()``, ``state_dict()`` and ``load_state_dict()`` use the wrapped model's
     own names, so a layer is named as in the model (``"layer2.0.conv1"``) and checkpoints load unchanged. The wrapped
     model is ``.model`` and shares its parameters and buffers (no copy is made).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz.wrappers import Normalized
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+        >>> net = Normalized(model, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        >>> net(torch.rand(2, 3, 8, 8)).shape
+        torch.Size([2, 10])
+        >>> list(net.state_dict()) == list(model.state_dict()), net.model is model
+        (True, True)
+        >>> "0" in dict(net.named_modules())   # the model's names, not "model.0"
+        True
     """
 
     def __init__(self, model: nn.Module, mean, std):

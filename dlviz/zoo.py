@@ -33,7 +33,20 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel; the first layer of every image model, so that models take [0, 1] pixels."""
+    """``(x - mean) / std`` per channel; the first layer of every image model, so that models take [0, 1] pixels.
+
+    Args:
+        mean, std: one number each, or one per channel (C numbers). Images (N, C, H, W); with several channels,
+            C must match (a mismatch raises ValueError rather than broadcasting).
+
+    Example:
+        >>> import torch
+        >>> from dlviz.zoo import Normalize, MNIST_MEAN, MNIST_STD
+        >>> Normalize(0.5, 0.25)(torch.tensor([[[[0.0, 0.5, 1.0]]]]))
+        tensor([[[[-2.,  0.,  2.]]]])
+        >>> Normalize(MNIST_MEAN, MNIST_STD)(torch.rand(2, 1, 28, 28)).shape
+        torch.Size([2, 1, 28, 28])
+    """
 
     def __init__(self, mean, std):
         super().__init__()
@@ -60,6 +73,15 @@ class MLP(nn.Module):
     Input (N, 1, 28, 28) in [0, 1]; output logits (N, ``classes``). Layers: ``normalize``, ``flatten``, then in
     ``layers``: Linear, ReLU, Dropout per hidden layer (``layers.0`` is the first Linear), and the output Linear.
     ``hidden=(256, 256)`` is the talk's FC256-FC256; ``dropout=0`` leaves the Dropout modules out.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.zoo import MLP
+        >>> model = MLP(hidden=(32,))
+        >>> model(torch.rand(4, 1, 28, 28)).shape
+        torch.Size([4, 10])
+        >>> [name for name, _ in model.layers.named_children()]
+        ['0', '1', '2']
     """
 
     def __init__(self, hidden=(256, 256), dropout: float = 0.0, activation=nn.ReLU, classes: int = 10,
@@ -88,6 +110,15 @@ class LeNet(nn.Module):
     ``features.2`` max-pool (24 -> 12), ``features.3`` conv2 (50 5x5 filters, 12 -> 8), ``features.4`` activation,
     ``features.5`` max-pool (8 -> 4); ``flatten`` (50*4*4 = 800); ``classifier.0`` FC 800 -> 256,
     ``classifier.1`` activation, ``classifier.2`` dropout, ``classifier.3`` FC 256 -> 10.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.zoo import LeNet
+        >>> model = LeNet().eval()
+        >>> model(torch.rand(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+        >>> model.features[:3](torch.rand(1, 1, 28, 28)).shape   # conv1, ReLU, max-pool
+        torch.Size([1, 20, 12, 12])
     """
 
     def __init__(self, activation=nn.ReLU, dropout: float = 0.5, classes: int = 10):
@@ -113,6 +144,17 @@ class CharLSTM(nn.Module):
     the next character at every step, and the LSTM state ``(h, c)`` (each (layers, N, hidden)) to continue from.
     A loaded model carries its vocabulary: ``model.vocab`` (a :class:`~dlviz.text.CharVocab`), ``model.encode(str)``
     and ``model.decode(codes)``.
+
+    Example:
+        >>> import torch
+        >>> from dlviz.text import CharVocab
+        >>> from dlviz.zoo import CharLSTM
+        >>> vocab = CharVocab("hello world")
+        >>> model = CharLSTM(len(vocab), hidden=16, layers=1, embed=8)
+        >>> model.vocab = vocab
+        >>> logits, (h, c) = model(model.encode("hello")[None])
+        >>> logits.shape, h.shape
+        (torch.Size([1, 5, 8]), torch.Size([1, 1, 16]))
     """
 
     def __init__(self, vocab_size: int, hidden: int = 256, layers: int = 2, embed: int = 48, dropout: float = 0.0):
@@ -153,7 +195,13 @@ _MODELS = {
 
 
 def available() -> list[str]:
-    """Names accepted by :func:`load`."""
+    """Names accepted by :func:`load`.
+
+    Example:
+        >>> from dlviz import zoo
+        >>> zoo.available()
+        ['mlp_mnist', 'lenet_mnist', 'charlstm_shakespeare']
+    """
     return list(_MODELS)
 
 
@@ -165,13 +213,33 @@ def _check_name(name: str) -> None:
 
 
 def weights_path(name: str) -> Path:
-    """Where the weights of model ``name`` are stored (inside the package)."""
+    """Where the weights of model ``name`` are stored (inside the package); an unknown name raises KeyError.
+
+    Example:
+        >>> from dlviz import zoo
+        >>> path = zoo.weights_path("lenet_mnist")
+        >>> path.name, path.parent.name, path.is_file()
+        ('lenet_mnist.pt', 'weights', True)
+    """
     _check_name(name)
     return WEIGHTS_DIR / _MODELS[name]
 
 
 def build(name: str, config: dict | None = None) -> nn.Module:
-    """A fresh, untrained model of the architecture registered as ``name`` (``config`` from its checkpoint)."""
+    """A fresh, untrained model of the architecture registered as ``name`` (``config`` from its checkpoint).
+
+    Args:
+        name: one of :func:`available`.
+        config: the architecture's settings (e.g. ``{"hidden": [128], "dropout": 0.1}`` for ``"mlp_mnist"``);
+            None for the course's defaults.
+
+    Example:
+        >>> import torch
+        >>> from dlviz import zoo
+        >>> model = zoo.build("mlp_mnist", {"hidden": [64]})
+        >>> type(model).__name__, model(torch.rand(3, 1, 28, 28)).shape
+        ('MLP', torch.Size([3, 10]))
+    """
     _check_name(name)
     config = dict(config or {})
     if name == "mlp_mnist":
@@ -194,7 +262,16 @@ def _checkpoint(name: str) -> dict:
 
 
 def metadata(name: str) -> dict:
-    """What was measured when model ``name`` was trained (test accuracy or validation loss, seed, epochs, time)."""
+    """What was measured when model ``name`` was trained (test accuracy or validation loss, seed, epochs, time).
+
+    Returns a new dict (changing it changes nothing stored); the keys depend on the model.
+
+    Example:
+        >>> from dlviz import zoo
+        >>> facts = zoo.metadata("lenet_mnist")
+        >>> facts["test_accuracy"] > 0.99, facts["epochs"]
+        (True, 5)
+    """
     return dict(_checkpoint(name)["metadata"])
 
 
@@ -204,6 +281,16 @@ def load(name: str, device=None) -> nn.Module:
     Image models take (N, 1, 28, 28) floats in [0, 1] and return logits (N, 10). The char-LSTM takes codes
     (N, T) and returns ``(logits (N, T, V), state)``; it carries ``vocab``/``encode``/``decode``.
     ``model.metadata`` holds the metrics measured at training time.
+
+    Example:
+        >>> import torch
+        >>> from dlviz import zoo
+        >>> model = zoo.load("lenet_mnist")
+        >>> model(torch.rand(2, 1, 28, 28)).shape, model.training
+        (torch.Size([2, 10]), False)
+        >>> lstm = zoo.load("charlstm_shakespeare")
+        >>> len(lstm.vocab), lstm.decode(lstm.encode("To be"))
+        (65, 'To be')
     """
     checkpoint = _checkpoint(name)
     model = build(name, checkpoint["config"])

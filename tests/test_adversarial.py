@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from dlviz import zoo
-from dlviz.adversarial import FoolingResult, fgsm, fooling_images, lbfgs_attack, pgd
+from dlviz.adversarial import FoolingInfo, LBFGSInfo, fgsm, fooling_images, lbfgs_attack, pgd
 
 try:
     import torchattacks
@@ -139,8 +139,8 @@ def test_model_and_input_unchanged(model, images):
     fgsm(model, x, y, 0.1)
     pgd(model, x, y, 0.1, 0.01, 3)
     lbfgs_attack(model, x[:2], 3, search_steps=1, max_iter=5)
-    fooling_images(model, [1, 2], shape=(1, 12, 12), steps=3)
-    fooling_images(model, [1, 2], method="evolution", shape=(1, 12, 12), steps=3)
+    fooling_images(model, [1, 2], shape=(1, 12, 12), steps=3, progress=False)
+    fooling_images(model, [1, 2], method="evolution", shape=(1, 12, 12), steps=3, progress=False)
     assert_same_state(before, state(model))
     assert torch.equal(x, x_before) and not x.requires_grad
     with pytest.raises(ValueError):
@@ -191,11 +191,11 @@ def test_lbfgs_attack_reaches_target_with_small_change():
     assert adv.shape == x.shape and float(adv.min()) >= 0 and float(adv.max()) <= 1
     with torch.no_grad():
         reached = model(adv).argmax(1) == target
-    assert bool(info["success"].all()) and bool(reached.all())
-    torch.testing.assert_close(info["l2"], (adv - x).flatten(1).norm(dim=1))
+    assert isinstance(info, LBFGSInfo) and bool(info.success.all()) and bool(reached.all())
+    torch.testing.assert_close(info.l2, (adv - x).flatten(1).norm(dim=1))
     # the search over c buys a smaller change than a single attempt with a small weight on the distortion
     _, eager = lbfgs_attack(model, x, target, c=1e-3, search_steps=1, max_iter=25, return_info=True)
-    assert bool(eager["success"].all()) and bool((info["l2"] <= eager["l2"] + 1e-6).all())
+    assert bool(eager.success.all()) and bool((info.l2 <= eager.l2 + 1e-6).all())
 
 
 # --- fooling images -------------------------------------------------------------------------------------------
@@ -218,23 +218,23 @@ def foolable_mlp():
 @pytest.mark.parametrize("method", ["gradient", "evolution"])
 def test_fooling_images_reach_confidence_after_8_bit_rounding(method):
     model = foolable_mlp()
-    result = fooling_images(model, range(10), method=method, shape=(1, 12, 12), confidence=0.95,
-                            generator=torch.Generator().manual_seed(0))
-    assert isinstance(result, FoolingResult) and len(result) == 10
-    images, confidences = result
-    assert images.shape == (10, 1, 12, 12)
+    images, info = fooling_images(model, range(10), method=method, shape=(1, 12, 12), confidence=0.95,
+                                  generator=torch.Generator().manual_seed(0), progress=False, return_info=True)
+    assert isinstance(images, torch.Tensor) and isinstance(info, FoolingInfo) and info.method == method
+    assert images.shape == (10, 1, 12, 12) and images.dtype == torch.float32
     assert torch.equal(images, torch.round(images * 255) / 255)  # 8-bit exact
-    torch.testing.assert_close(confidences, _confidence_after_rounding(model, images, torch.arange(10)))
-    assert bool(result.reached.all()) and float(confidences.min()) >= 0.95
-    assert bool((result.iterations >= 0).all()) and bool(torch.isfinite(result.seconds).all())
+    torch.testing.assert_close(info.confidences, _confidence_after_rounding(model, images, torch.arange(10)))
+    assert bool(info.reached.all()) and float(info.confidences.min()) >= 0.95
+    assert info.labels.tolist() == list(range(10)) and info.evaluations >= 10
+    assert bool((info.iterations >= 0).all()) and bool(torch.isfinite(info.seconds).all())
 
 
 def test_fooling_images_shape_from_model_and_duplicates():
     model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))  # (1, 28, 28) found by probing
-    result = fooling_images(model, [3, 3, 5], steps=2)
-    assert result.images.shape == (3, 1, 28, 28) and result.targets.tolist() == [3, 3, 5]
-    result = fooling_images(model, 4, method="evolution", steps=2, population=8)
-    assert result.images.shape == (1, 1, 28, 28)
+    images, info = fooling_images(model, [3, 3, 5], steps=2, progress=False, return_info=True)
+    assert images.shape == (3, 1, 28, 28) and info.labels.tolist() == [3, 3, 5]
+    images = fooling_images(model, 4, method="evolution", steps=2, population=8, progress=False)
+    assert images.shape == (1, 1, 28, 28)
 
 
 zoo_weights = pytest.mark.skipif(not zoo.weights_path("lenet_mnist").exists(),
@@ -245,13 +245,13 @@ zoo_weights = pytest.mark.skipif(not zoo.weights_path("lenet_mnist").exists(),
 @pytest.mark.parametrize("method", ["gradient", "evolution"])
 def test_fooling_the_shipped_lenet(method):
     model = zoo.load("lenet_mnist")
-    result = fooling_images(model, range(10), method=method, confidence=0.99,
-                            generator=torch.Generator().manual_seed(0))
-    assert bool(result.reached.all())
-    confidences = _confidence_after_rounding(model, result.images, torch.arange(10))
+    images, info = fooling_images(model, range(10), method=method, confidence=0.99,
+                                  generator=torch.Generator().manual_seed(0), progress=False, return_info=True)
+    assert bool(info.reached.all())
+    confidences = _confidence_after_rounding(model, images, torch.arange(10))
     assert float(confidences.min()) >= 0.99
     # "well under a minute" each on a CPU (about 0.1 s by gradient, 3 s by evolution for all ten on one core)
-    assert float(result.seconds.max()) < 60
+    assert float(info.seconds.max()) < 60
 
 
 def test_adversarial_explorer_draws_a_static_figure(model, images):
@@ -265,3 +265,112 @@ def test_adversarial_explorer_draws_a_static_figure(model, images):
     assert model.training
     with pytest.raises(ValueError, match="method"):
         adversarial_explorer(model, x[:4], y[:4], method="cw")
+
+
+# --- any model: dtypes, inference mode, output=, single-output classifiers, in-place models -------------------
+
+class TupleModel(nn.Module):
+    """Returns ``(scores, features)``, as GoogLeNet in train mode and many hub models do."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x), x.mean()
+
+
+class Normalizing(nn.Module):
+    """``net((x - 0.5) / 0.25)``, computed in place (writing into what it is given) or not."""
+
+    def __init__(self, net, in_place):
+        super().__init__()
+        self.net, self.in_place = net, in_place
+
+    def forward(self, x):
+        return self.net(x.sub_(0.5).div_(0.25) if self.in_place else (x - 0.5) / 0.25)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.filterwarnings("ignore:lbfgs_attack")
+def test_attacks_follow_the_models_dtype(model, images, dtype):
+    x, y = images
+    x, y = x[:4], y[:4]
+    typed = small_cnn().to(dtype)
+    for adv in (fgsm(typed, x, y, 0.1), pgd(typed, x, y, 0.1, 0.02, 3),
+                lbfgs_attack(typed, x[:2], 3, search_steps=1, max_iter=3)):
+        assert adv.dtype == x.dtype and adv.device == x.device
+        assert float(adv.min()) >= 0 and float(adv.max()) <= 1
+    # the budget holds in the caller's precision, also when the model computes in bfloat16
+    assert float((fgsm(typed, x, y, 0.1) - x).abs().max()) <= 0.1 + 1e-7
+    assert float((pgd(typed, x, y, 0.05, 0.02, 3) - x).abs().max()) <= 0.05 + 1e-7
+    if dtype == torch.float64:  # the same attack as on the float32 model, up to float32 rounding
+        torch.testing.assert_close(pgd(typed, x, y, 0.1, 0.01, 2, random_start=False),
+                                   pgd(model, x, y, 0.1, 0.01, 2, random_start=False), atol=1e-6, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:lbfgs_attack")
+def test_attacks_work_inside_inference_mode(model, images):
+    x, y = images
+    expected = fgsm(model, x, y, 0.1), pgd(model, x, y, 0.1, 0.02, 2, random_start=False)
+    with torch.inference_mode():
+        inside = x.clone()  # an inference tensor, as the caller's would be
+        got = fgsm(model, inside, y, 0.1), pgd(model, inside, y, 0.1, 0.02, 2, random_start=False)
+        adv, info = lbfgs_attack(model, inside[:1], 2, search_steps=1, max_iter=3, return_info=True)
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
+    torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)
+    assert adv.shape == (1, 1, 12, 12) and info.l2.shape == (1,)
+
+
+@pytest.mark.filterwarnings("ignore:lbfgs_attack")
+def test_output_picks_the_scores_of_a_tuple_or_dict(model, images):
+    x, y = images
+    wrapped = TupleModel(model)
+    torch.testing.assert_close(fgsm(wrapped, x, y, 0.1, output=0), fgsm(model, x, y, 0.1), rtol=0, atol=0)
+    as_dict = TupleModel(model)
+    as_dict.forward = lambda inputs: {"logits": as_dict.net(inputs)}
+    torch.testing.assert_close(pgd(as_dict, x, y, 0.1, 0.02, 2, random_start=False, output="logits"),
+                               pgd(model, x, y, 0.1, 0.02, 2, random_start=False), rtol=0, atol=0)
+    torch.testing.assert_close(lbfgs_attack(wrapped, x[:1], 4, search_steps=1, max_iter=3, output=lambda out: out[0]),
+                               lbfgs_attack(model, x[:1], 4, search_steps=1, max_iter=3), rtol=0, atol=0)
+    for call in (lambda: fgsm(wrapped, x, y, 0.1), lambda: pgd(wrapped, x, y, 0.1),
+                 lambda: lbfgs_attack(wrapped, x[:1], 1, max_iter=2)):
+        with pytest.raises(TypeError, match="output="):
+            call()
+
+
+def test_single_output_classifier_gets_a_clear_error(images):
+    x, _ = images
+    torch.manual_seed(0)
+    single = nn.Sequential(nn.Flatten(), nn.Linear(144, 1))
+    for call in (lambda: fgsm(single, x, 0, 0.1), lambda: pgd(single, x, 0, 0.1),
+                 lambda: lbfgs_attack(single, x[:1], 0, max_iter=2),
+                 lambda: fooling_images(single, 0, shape=(1, 12, 12), steps=1, progress=False)):
+        with pytest.raises(ValueError, match="single score per image"):
+            call()
+
+
+@pytest.mark.filterwarnings("ignore:lbfgs_attack")
+def test_a_model_that_works_in_place_changes_nothing(model, images):
+    x, y = images
+    copy = x.clone()
+    in_place, plain = Normalizing(model, in_place=True), Normalizing(model, in_place=False)
+    torch.testing.assert_close(fgsm(in_place, x, y, 0.1), fgsm(plain, x, y, 0.1), rtol=0, atol=0)
+    torch.testing.assert_close(pgd(in_place, x, y, 0.1, 0.02, 3, random_start=False),
+                               pgd(plain, x, y, 0.1, 0.02, 3, random_start=False), rtol=0, atol=0)
+    lbfgs_attack(in_place, x[:2], 1, search_steps=1, max_iter=3)
+    assert torch.equal(x, copy)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"max_iter": -1}, "max_iter must be an int >= 1"),
+    ({"max_iter": 0}, "max_iter must be an int >= 1"),
+    ({"max_iter": 2.5}, "max_iter must be an int >= 1"),
+    ({"max_iter": True}, "max_iter must be an int >= 1"),
+    ({"search_steps": 0}, "search_steps must be an int >= 1"),
+    ({"c": float("inf")}, "c must be"),
+    ({"c": -1.0}, "c must be"),
+])
+def test_lbfgs_attack_checks_its_numbers(model, images, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lbfgs_attack(model, images[0][:1], 1, **kwargs)

@@ -147,7 +147,8 @@ def test_overlapping_max_pool_unpooling_adds():
     image = torch.full((1, 1, 5, 5), 0.1)
     image[0, 0, 2, 2] = 0.9
     model = nn.Sequential(nn.MaxPool2d(3, 2), nn.Flatten(), nn.Linear(4, 2))
-    projection = deconvnet(model, image, layer="0", channel=0)
+    with pytest.warns(UserWarning, match="no ReLU"):  # nothing to override: deconvnet is the plain gradient here
+        projection = deconvnet(model, image, layer="0", channel=0)
     assert projection[0, 0, 2, 2].item() == pytest.approx(4 * 0.9)
     assert projection.abs().sum().item() == pytest.approx(4 * 0.9)
     pooled, where = F.max_pool2d(image, 3, 2, return_indices=True)
@@ -289,3 +290,142 @@ def test_every_method_follows_the_model_to_the_gpu(call, x):
     result = call(make("inplace").cuda(), x)
     assert result.device == x.device
     torch.testing.assert_close(result, call(make("inplace"), x), rtol=1e-4, atol=1e-5)
+
+
+# --- any model: output=, dtype, inference mode, and no silent plain gradient ----------------------------------
+
+class TupleOut(nn.Module):
+    """Returns (scores, extra), as GoogLeNet in train mode or many hub models do."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x), x.mean()
+
+
+class DictOut(TupleOut):
+    def forward(self, x):
+        return {"aux": x.mean(), "logits": self.net(x)}
+
+
+class ObjectOut(TupleOut):
+    def forward(self, x):
+        return type("Output", (), {"logits": self.net(x)})()
+
+
+CLASS_METHODS = {
+    "saliency": lambda m, x, **kw: saliency(m, x, TARGET, **kw),
+    "signed saliency": lambda m, x, **kw: saliency(m, x, TARGET, abs=False, **kw),
+    "guided_backprop": lambda m, x, **kw: guided_backprop(m, x, TARGET, **kw),
+    "deconvnet": lambda m, x, **kw: deconvnet(m, x, TARGET, **kw),
+}
+
+
+@pytest.mark.parametrize("method", list(CLASS_METHODS))
+def test_output_picks_the_class_scores(method, x):
+    call = CLASS_METHODS[method]
+    model = make("inplace")
+    expected = call(model, x)
+    torch.testing.assert_close(call(TupleOut(model), x, output=0), expected)
+    torch.testing.assert_close(call(DictOut(model), x, output="logits"), expected)
+    torch.testing.assert_close(call(ObjectOut(model), x, output="logits"), expected)
+    torch.testing.assert_close(call(TupleOut(model), x, output=lambda out: out[0]), expected)
+    with pytest.raises(TypeError, match="output="):
+        call(TupleOut(model), x)
+
+
+def test_layer_deconvnet_refuses_output(x):
+    with pytest.raises(ValueError, match="output="):
+        deconvnet(make("inplace"), x, layer="features.3", output=0)
+
+
+DTYPE_CALLS = {
+    "saliency": lambda m, x: saliency(m, x, TARGET),
+    "guided_backprop": lambda m, x: guided_backprop(m, x, TARGET),
+    "deconvnet": lambda m, x: deconvnet(m, x, TARGET),
+    "layer deconvnet": lambda m, x: deconvnet(m, x, layer="features.3", channel=2),
+}
+
+
+@pytest.mark.parametrize("method", list(DTYPE_CALLS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_inputs_follow_the_model_dtype_and_results_the_input_dtype(method, dtype, x):
+    call = DTYPE_CALLS[method]
+    expected = call(make("inplace"), x)
+    result = call(make("inplace").to(dtype), x)
+    assert result.dtype == x.dtype and result.device == x.device
+    if dtype == torch.float64:
+        torch.testing.assert_close(result, expected, rtol=1e-4, atol=1e-6)
+    else:  # 8 bits of mantissa flip a few ReLUs: the maps agree in direction, not to the last digit
+        assert F.cosine_similarity(result.flatten(), expected.flatten(), dim=0) > 0.95
+    assert call(make("inplace").to(dtype), x.double()).dtype == torch.float64
+
+
+@pytest.mark.parametrize("method", list(DTYPE_CALLS))
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_works_inside_no_grad_and_inference_mode(method, mode, x):
+    call = DTYPE_CALLS[method]
+    model = make("inplace")
+    expected = call(model, x)
+    with mode():
+        inside = call(model, x)
+    torch.testing.assert_close(inside, expected)
+    with torch.inference_mode():
+        frozen = x.clone()  # an inference tensor, as made by code running under inference_mode
+    torch.testing.assert_close(call(model, frozen), expected)
+
+
+def _only(activation):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), activation, nn.Flatten(), nn.Linear(4 * 14 * 14, 5)).eval()
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU6(), nn.GELU(), nn.SiLU(), nn.LeakyReLU(0.1), nn.Hardswish()],
+                         ids=lambda a: type(a).__name__)
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvnet", "layer deconvnet"])
+def test_warns_when_no_relu_was_overridden_and_the_result_is_the_plain_gradient(activation, method, x):
+    model = _only(activation)
+    call = {"guided_backprop": lambda: guided_backprop(model, x, TARGET),
+            "deconvnet": lambda: deconvnet(model, x, TARGET),
+            "layer deconvnet": lambda: deconvnet(model, x, layer="1", channel=0)}[method]
+    with pytest.warns(UserWarning, match="no ReLU.*plain gradient"):
+        result = call()
+    if method != "layer deconvnet":
+        torch.testing.assert_close(result, saliency(model, x, TARGET, abs=False))
+
+
+def test_torchscript_model_warns_that_its_relus_are_invisible(x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated, but such models exist
+        scripted = torch.jit.script(make("distinct"))
+    for call in (lambda: guided_backprop(scripted, x, TARGET), lambda: deconvnet(scripted, x, TARGET)):
+        with pytest.warns(UserWarning, match="TorchScript"):
+            result = call()
+        torch.testing.assert_close(result, saliency(scripted, x, TARGET, abs=False))
+
+
+@pytest.mark.parametrize("kind", ["inplace", "functional", "reused"])
+def test_no_warning_when_relus_were_overridden(kind, x):
+    model = make(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        guided_backprop(model, x, TARGET)
+        deconvnet(model, x, TARGET)
+
+
+def test_single_output_model_works_for_gradients(x):
+    # gradients of a single score need no class probabilities: target 0 is the only class
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 1)).eval()
+    torch.testing.assert_close(saliency(model, x, 0, abs=False), model[1].weight.detach().view(1, 3, 16, 16)
+                               .expand_as(x))
+
+
+def test_layer_deconvnet_channel_numpy_int_accepted_float_refused(x):
+    np = pytest.importorskip("numpy")
+    model = make("inplace")
+    torch.testing.assert_close(deconvnet(model, x, layer="features.3", channel=np.int64(2)),
+                               deconvnet(model, x, layer="features.3", channel=2))
+    with pytest.raises(ValueError, match="channel must be an int"):
+        deconvnet(model, x, layer="features.3", channel=2.0)

@@ -83,7 +83,7 @@ def test_unknown_image_suggests_close_names():
         data.sample_image("stary_night")
 
 
-@pytest.mark.parametrize("size", [0, -3, (10,), (0, 5)])
+@pytest.mark.parametrize("size", [0, -3, (10,), (0, 5), True, 2.5, (1.5, 2), (True, 4), "64"])
 def test_bad_sizes(size):
     with pytest.raises(ValueError, match="size"):
         data.sample_image("astronaut", size=size)
@@ -209,7 +209,7 @@ def test_interrupted_download_leaves_no_partial_file_and_a_retry_succeeds(data_d
     with pytest.raises(data.DataNotFoundError, match="connection reset"):
         data.tiny_shakespeare(root=tmp_path)
     folder = tmp_path / "tinyshakespeare"
-    assert attempts and sorted(p.name for p in folder.iterdir()) == []  # neither input.txt nor input.txt.part
+    assert attempts and not folder.exists()  # neither input.txt nor input.txt.part, nor the empty folder
 
     monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout=None: _Response(payload))
     assert len(data.tiny_shakespeare(root=tmp_path)) == 1_115_394
@@ -220,7 +220,7 @@ def test_download_with_wrong_checksum_is_rejected(tmp_path, monkeypatch):
     monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout=None: _Response(b"an impostor"))
     with pytest.raises(data.DataNotFoundError, match="does not match"):
         data.sample_image("starry_night", root=tmp_path)
-    assert list((tmp_path / "images").iterdir()) == []
+    assert not (tmp_path / "images").exists()
 
 
 def test_interrupted_unpack_leaves_no_partial_file(data_dir, tmp_path, monkeypatch, offline):
@@ -301,3 +301,84 @@ def test_train_val_split_is_a_fixed_disjoint_partition():
         data.train_val_split(x, y, val=100)
     with pytest.raises(ValueError, match="same length"):
         data.train_val_split(x, y[:5])
+
+
+# --- where the data folder is -----------------------------------------------------------------------------------
+
+def _all_loaders():
+    return [data.mnist, data.fashion_mnist, data.tiny_shakespeare, lambda: data.sample_image("starry_night")]
+
+
+def test_dlviz_data_pointing_at_a_file_is_named(tmp_path, monkeypatch, offline):
+    a_file = tmp_path / "datasets.tar"
+    a_file.write_bytes(b"not a folder")
+    monkeypatch.setenv("DLVIZ_DATA", str(a_file))
+    for load in [data.data_root, *_all_loaders()]:
+        with pytest.raises(data.DataNotFoundError, match=r"DLVIZ_DATA=.*datasets.tar' is a file, not a folder"):
+            load()
+    assert a_file.read_bytes() == b"not a folder" and sorted(tmp_path.iterdir()) == [a_file]
+    assert offline == []
+
+
+@pytest.mark.parametrize("how", ["environment", "root"])
+def test_a_mistyped_folder_is_not_created(tmp_path, monkeypatch, offline, how):
+    mistyped = tmp_path / "datsets"
+    if how == "environment":
+        monkeypatch.setenv("DLVIZ_DATA", str(mistyped))
+        loaders = _all_loaders()
+    else:
+        loaders = [lambda: data.mnist(root=mistyped), lambda: data.tiny_shakespeare(root=mistyped),
+                   lambda: data.sample_image("the_scream", root=mistyped)]
+    for load in loaders:
+        with pytest.raises(data.DataNotFoundError, match="datsets' does not exist.*mkdir -p"):
+            load()
+    assert list(tmp_path.iterdir()) == [] and offline == []
+
+
+def test_an_offline_failure_leaves_no_empty_folders(tmp_path, offline):
+    painting = lambda root: data.sample_image("the_scream", root=root)  # noqa: E731
+    for load in (data.mnist, data.fashion_mnist, data.tiny_shakespeare, painting):
+        with pytest.raises(data.DataNotFoundError, match="could not be downloaded"):
+            load(root=tmp_path)
+    assert offline and list(tmp_path.iterdir()) == []
+
+
+def test_a_file_in_the_way_of_a_dataset_folder_is_named(tmp_path, offline):
+    (tmp_path / "tinyshakespeare").write_text("in the way")
+    with pytest.raises(data.DataNotFoundError, match="a file is in the way"):
+        data.tiny_shakespeare(root=tmp_path)
+
+
+def test_the_default_folder_is_created_by_a_download_and_removed_after_a_failed_one(data_dir, tmp_path, monkeypatch,
+                                                                                     offline):
+    default = tmp_path / "cache" / "dlviz"
+    monkeypatch.delenv("DLVIZ_DATA", raising=False)
+    monkeypatch.setattr(data, "_default_root", lambda: default)
+    with pytest.raises(data.DataNotFoundError, match="network is unreachable"):
+        data.tiny_shakespeare()
+    assert list(tmp_path.iterdir()) == []  # neither cache/dlviz/tinyshakespeare nor cache/ left behind
+
+    payload = (data_dir / "tinyshakespeare" / "input.txt").read_bytes()
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout=None: _Response(payload))
+    assert len(data.tiny_shakespeare()) == 1_115_394
+    assert (default / "tinyshakespeare" / "input.txt").is_file()
+
+
+# --- tensors ------------------------------------------------------------------------------------------------------
+
+def _fake_mnist(n=6):
+    from types import SimpleNamespace
+    return SimpleNamespace(data=torch.arange(n * 4, dtype=torch.uint8).view(n, 2, 2), targets=torch.arange(n))
+
+
+@pytest.mark.parametrize("limit", [-1, 0, 1.5, True, "3"])
+def test_tensors_rejects_a_bad_limit(limit):
+    with pytest.raises(ValueError, match="limit must be a positive int"):
+        data.tensors(_fake_mnist(), limit=limit)
+
+
+def test_tensors_limit_keeps_the_first_items():
+    x, y = data.tensors(_fake_mnist(), limit=4)
+    assert x.shape == (4, 1, 2, 2) and y.tolist() == [0, 1, 2, 3]
+    assert len(data.tensors(_fake_mnist(), limit=100)[0]) == 6
+    assert len(data.tensors(_fake_mnist())[0]) == 6

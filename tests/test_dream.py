@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+import dlviz.dream
 from dlviz.dream import class_visualization, deepdream, feature_visualization, layer_objective
 from dlviz.hooks import activations
 
@@ -174,3 +175,93 @@ def test_deepdream_on_googlenet_inception4c():
     after = layer_objective(activations(googlenet, dreamed, "inception4c")["inception4c"][None])
     assert float(after) > float(before)
     assert hooks(googlenet) == 0 and not googlenet.training
+
+
+# --- any model: dtypes, inference mode, output=, progress, pixels at the bounds ---------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_models_in_other_dtypes(image, dtype):
+    typed = small_cnn().to(dtype)
+    dreamed = deepdream(typed, image, "4", octaves=2, steps=3, jitter=2, progress=False)
+    assert dreamed.dtype == image.dtype and dreamed.shape == image.shape
+    assert not torch.equal(dreamed, image)
+    half = deepdream(typed, image.to(dtype), "4", octaves=1, steps=2, progress=False)
+    assert half.dtype == dtype
+    for made in (class_visualization(typed, [0, 1], shape=(3, 16, 16), steps=3, progress=False),
+                 feature_visualization(typed, "3", [0, 1], shape=(3, 16, 16), steps=3, progress=False)):
+        assert made.dtype == torch.float32 and made.shape == (2, 3, 16, 16)
+
+
+def test_inside_inference_mode(model, image):
+    expected = deepdream(model, image, "4", octaves=2, steps=2, jitter=0, progress=False)
+    with torch.inference_mode():
+        inside = image.clone()
+        got = deepdream(model, inside, "4", octaves=2, steps=2, jitter=0, progress=False)
+        made = class_visualization(model, 1, shape=(3, 16, 16), steps=2, progress=False)
+        features = feature_visualization(model, "3", 1, shape=(3, 16, 16), steps=2, progress=False)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert made.shape == features.shape == (1, 3, 16, 16)
+
+
+def test_class_visualization_output_argument_and_shape_probe(model):
+    class Named(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x):
+            return {"logits": self.net(x)}
+
+    g = torch.Generator
+    expected = class_visualization(model, [1, 2], shape=(3, 16, 16), steps=3, progress=False,
+                                   generator=g().manual_seed(0))
+    got = class_visualization(Named(), [1, 2], shape=(3, 16, 16), steps=3, progress=False, output="logits",
+                              generator=g().manual_seed(0))
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="output="):
+        class_visualization(Named(), 1, shape=(3, 16, 16), steps=1, progress=False)
+    # no shape: probed with the first convolution's 3 channels (CIFAR's size)
+    assert class_visualization(Named(), 1, steps=1, progress=False, output="logits").shape == (1, 3, 32, 32)
+
+
+def test_progress_bars_on_by_default(capsys, model, image):
+    deepdream(model, image, "4", octaves=1, steps=1)
+    class_visualization(model, 1, shape=(3, 8, 8), steps=1)
+    feature_visualization(model, "3", 1, shape=(3, 8, 8), steps=1)
+    err = capsys.readouterr().err
+    assert "deepdream" in err and "class visualization" in err and "feature visualization" in err
+    deepdream(model, image, "4", octaves=1, steps=1, progress=False)
+    class_visualization(model, 1, shape=(3, 8, 8), steps=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def _signed_conv(sign):
+    """A convolution whose channel 0 rises when every pixel rises (sign 1) or falls (sign -1)."""
+    conv = nn.Conv2d(3, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.fill_(sign)
+        conv.bias.zero_()
+    return nn.Sequential(conv)
+
+
+@pytest.mark.parametrize("start,sign", [(0.0, 1.0), (1.0, -1.0)])
+def test_deepdream_moves_pixels_that_start_at_the_bounds(start, sign):
+    image = torch.full((1, 3, 12, 12), start)
+    dreamed = deepdream(_signed_conv(sign), image, "0", channel=0, octaves=2, steps=3, jitter=0, progress=False)
+    assert bool((dreamed != start).all()), dreamed
+
+
+@pytest.mark.parametrize("start,sign", [(0.0, 1.0), (1.0, -1.0)])
+def test_visualizations_move_pixels_that_start_at_the_bounds(monkeypatch, start, sign):
+    """Regularizers off (they alone would pull pixels inwards): the gradient must move every pixel."""
+    monkeypatch.setattr(dlviz.dream, "_start_noise",
+                        lambda n, shape, generator, device: torch.full((n, *shape), start, device=device))
+    plain = {"steps": 3, "l2": 0, "jitter": 0, "blur_every": 0, "progress": False, "shape": (3, 6, 6)}
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(108, 2, bias=False))
+    with torch.no_grad():
+        classifier[1].weight.copy_(torch.stack([torch.full((108,), sign), torch.zeros(108)]))
+    made = class_visualization(classifier, 0, **plain)
+    assert bool((made != start).all()), made
+    made = feature_visualization(_signed_conv(sign), "0", 0, **plain)
+    assert bool((made != start).all()), made

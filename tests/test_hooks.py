@@ -147,3 +147,33 @@ def test_each_forward_pass_replaces_the_last(x):
         assert cap.calls == {"c1": 1, "relu": 4}
         assert not torch.equal(cap["c1"], first)
         torch.testing.assert_close(cap["c1"], model.c1(x[1:2]))
+
+
+class InPlaceNormalizer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        return self.conv(x.sub_(0.5))
+
+
+def test_activations_never_hand_the_callers_tensor_to_the_model(x):
+    model = InPlaceNormalizer().eval()
+    image = x.clone()
+    acts = activations(model, image, "conv")["conv"]
+    assert torch.equal(image, x)
+    with torch.no_grad():
+        torch.testing.assert_close(acts, model.conv(x - 0.5))
+
+
+def test_activations_of_a_float64_model_come_back_in_the_input_dtype(x):
+    model = make("inplace")
+    expected = activations(model, x, "features.3")["features.3"]
+    result = activations(make("inplace").double(), x, "features.3")["features.3"]
+    assert result.dtype == torch.float32
+    torch.testing.assert_close(result, expected)
+    image = x[:1].clone().requires_grad_(True)
+    act = activations(make("inplace").double(), image, "features.3", grad=True)["features.3"]
+    act.sum().backward()
+    assert image.grad is not None and image.grad.dtype == torch.float32 and image.grad.abs().sum() > 0

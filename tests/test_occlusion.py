@@ -155,3 +155,134 @@ def test_windows_that_change_no_pixel_are_not_evaluated():
     assert model.seen == 2 + 1
     assert drop[:, :40].abs().max() == 0 and drop[:, 40:60, 40:60].abs().min() > 0
     torch.testing.assert_close(drop, captum_occlusion(model, x[None], 0, 20, 20, 0.0, "prob")[0])
+
+
+# --- any model: dtype, output=, progress, sizes, bounded memory ------------------------------------------------
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class TupleOut(torch.nn.Module):
+    """Returns (scores, features), as GoogLeNet in train mode or many hub models do."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x), x.mean()
+
+
+class DictOut(TupleOut):
+    def forward(self, x):
+        return {"aux": x.mean(), "logits": self.net(x)}
+
+
+def test_output_picks_the_scores_of_tuple_and_dict_models(x):
+    model = make("inplace")
+    expected = occlusion(model, x, 1, window=4, progress=False)
+    torch.testing.assert_close(occlusion(TupleOut(model), x, 1, window=4, output=0, progress=False), expected)
+    torch.testing.assert_close(occlusion(DictOut(model), x, 1, window=4, output="logits", progress=False), expected)
+    with pytest.raises(TypeError, match="output="):
+        occlusion(TupleOut(model), x, 1, window=4, progress=False)
+
+
+def test_single_output_classifier_needs_logit_scores(x):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 1)).eval()
+    with pytest.raises(ValueError, match="single score"):
+        occlusion(model, x, 0, window=4, progress=False)
+    assert occlusion(model, x, 0, window=4, score="logit", progress=False).shape == x.shape
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-5), (torch.bfloat16, 0.05)])
+def test_inputs_follow_the_model_dtype_and_results_the_input_dtype(dtype, tolerance, x):
+    model = make("inplace")
+    expected = occlusion(model, x, 2, window=4, progress=False)
+    result = occlusion(make("inplace").to(dtype), x, 2, window=4, progress=False)
+    assert result.dtype == x.dtype and result.device == x.device
+    torch.testing.assert_close(result, expected, rtol=0, atol=tolerance)
+    assert occlusion(make("inplace").to(dtype), x.double(), 2, window=4, progress=False).dtype == torch.float64
+
+
+class InPlaceNormalizer(torch.nn.Module):
+    """Normalizes its input in place: it must never receive the caller's tensor."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x.sub_(0.5))
+
+
+def test_a_model_that_changes_its_input_in_place_cannot_reach_the_caller(x):
+    model = make("inplace")
+    image = x.clone()
+    result = occlusion(InPlaceNormalizer(model), image, 1, window=4, progress=False)
+    assert torch.equal(image, x)
+    reference = occlusion(torch.nn.Sequential(Shift(), model), x, 1, window=4, progress=False)
+    torch.testing.assert_close(result, reference)
+
+
+class Shift(torch.nn.Module):
+    def forward(self, x):
+        return x - 0.5
+
+
+class RecordingBar:
+    """Stands in for dlviz's progress_bar: records the total, the updates and whether it was enabled."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, total, desc, enabled=True, **kwargs):
+        import contextlib
+
+        record = {"total": total, "desc": desc, "enabled": enabled, "updates": 0}
+        self.calls.append(record)
+
+        class Bar:
+            def update(self, n=1):
+                record["updates"] += n
+        return contextlib.nullcontext(Bar())
+
+
+def test_progress_bar_over_the_forward_passes(x, monkeypatch):
+    from dlviz import occlude
+
+    bar = RecordingBar()
+    monkeypatch.setattr(occlude, "progress_bar", bar)
+    model = make("inplace")
+    occlusion(model, x[:2], 1, window=8, stride=8, batch_size=3)  # 4 windows per image: 2 passes each
+    occlusion(model, x[:1], 1, window=8, stride=8, progress=False)
+    assert [(c["total"], c["updates"], c["enabled"]) for c in bar.calls] == [(4, 4, True), (1, 1, False)]
+
+
+def test_integer_sizes_numpy_ints_accepted_floats_refused(x):
+    np = pytest.importorskip("numpy")
+    model = make("inplace")
+    expected = occlusion(model, x, 1, window=4, stride=2, batch_size=3, progress=False)
+    torch.testing.assert_close(occlusion(model, x, 1, window=np.int64(4), stride=(np.int32(2), 2),
+                                         batch_size=np.int64(3), progress=False), expected)
+    for kwargs, name in [(dict(window=4.0), "window"), (dict(window=4, stride=2.0), "stride"),
+                         (dict(window=(4, 4.0)), "window"), (dict(window=4, batch_size=2.0), "batch_size"),
+                         (dict(window=4, batch_size=True), "batch_size"), (dict(window=True), "window")]:
+        with pytest.raises(ValueError, match=name):
+            occlusion(model, x, 1, progress=False, **kwargs)
+
+
+def test_memory_is_bounded_by_the_batch_size_not_the_number_of_windows():
+    """448 px at stride 8: 3136 windows. A (windows, H, W) mask array alone would be 600 MiB; the largest
+    allocation must stay near batch_size copies of the image (4 x 2.3 MiB)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 8, stride=8), torch.nn.Flatten(),
+                                torch.nn.Linear(2 * 56 * 56, 3)).eval()
+    image = torch.zeros(3, 448, 448)
+    image[:, 200:216, 200:216] = 0.5  # only the windows over this patch change a pixel: few forward passes
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        drop = occlusion(model, image, 1, window=8, stride=8, batch_size=4, progress=False)
+    largest = max(event.cpu_memory_usage for event in prof.events())
+    assert largest < 32 * 2**20, f"an operation allocated {largest / 2**20:.0f} MiB"
+    assert drop[:, 200:216, 200:216].abs().sum() > 0 and drop[:, :200].abs().max() == 0

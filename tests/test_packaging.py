@@ -1,8 +1,16 @@
 """The set-up files agree with each other: pyproject, conda's environment.yml, Binder, the constraints, CI and README."""
+import ast
+import email.parser
+import os
 import pathlib
 import re
 import subprocess
+import sys
+import tarfile
 import tomllib
+import zipfile
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -104,3 +112,144 @@ def test_top_level_names_are_the_documented_tools():
         assert getattr(dlviz, tool) is getattr(attribution, tool)
     assert dlviz.activations is hooks.activations and dlviz.capture is hooks.capture
     assert set(dlviz.__all__) <= set(dir(dlviz))
+
+
+# --- the distribution: what pip builds from the sdist, and what the sdist lets anyone check ----------------------
+
+SDIST_TESTS = ["tests/test_engine.py"]  # fast, and needs no data: the sdist's own tests must run from the sdist
+
+
+def build_backend(hook: str, source: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
+    """Runs setuptools' PEP 517 ``hook`` (build_sdist or build_wheel) in ``source``, offline, as pip would without
+    build isolation; returns the built file."""
+    code = f"import sys, setuptools.build_meta as backend; print(backend.{hook}(sys.argv[1]))"
+    done = subprocess.run([sys.executable, "-c", code, str(out)], cwd=source, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out / done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory) -> pathlib.Path:
+    """The sdist built from this checkout, unpacked: the folder with its pyproject.toml."""
+    out = tmp_path_factory.mktemp("sdist")
+    archive = build_backend("build_sdist", ROOT, out)
+    with tarfile.open(archive) as tar:
+        tar.extractall(out, filter="data")
+    (top,) = [path for path in out.iterdir() if path.is_dir()]
+    return top
+
+
+@pytest.fixture(scope="module")
+def wheel(sdist, tmp_path_factory) -> zipfile.ZipFile:
+    """The wheel built from the unpacked sdist, as ``pip install dlviz-*.tar.gz`` builds it."""
+    path = build_backend("build_wheel", sdist, tmp_path_factory.mktemp("wheel"))
+    with zipfile.ZipFile(path) as archive:
+        yield archive
+
+
+def wheel_metadata(wheel: zipfile.ZipFile) -> email.message.Message:
+    (name,) = [name for name in wheel.namelist() if name.endswith(".dist-info/METADATA")]
+    return email.parser.Parser().parsestr(wheel.read(name).decode())
+
+
+def test_sdist_has_tests_licence_and_package_data(sdist):
+    files = {path.relative_to(sdist).as_posix() for path in sdist.rglob("*") if path.is_file()}
+    expected = {"LICENSE", "README.md", "pyproject.toml", "MANIFEST.in", "conftest.py", "dlviz/py.typed",
+                "tests/conftest.py", "tests/test_engine.py", "constraints/test.txt", "constraints/course.txt",
+                "notebooks/nbval_sanitize.cfg", "docs/conf.py", "docs/index.rst", "docs/requirements.txt"}
+    assert expected <= files, expected - files
+    weights = {path for path in files if path.startswith("dlviz/weights/")}
+    assert weights == {f"dlviz/weights/{p.name}" for p in (ROOT / "dlviz" / "weights").iterdir() if p.is_file()}
+    # the course data is downloaded, and no other project's weights travel: only the README of datasets/
+    assert not [path for path in files if path.startswith("datasets/") and path != "datasets/README.md"]
+    assert not [path for path in files if path.endswith((".pth", ".pt", ".ckpt")) and path not in weights]
+    assert not [path for path in files if "__pycache__" in path or path.endswith(".ipynb")]
+
+
+def test_sdist_runs_its_own_tests(sdist):
+    """The sdist's tests, on the sdist's dlviz (first on the path, ahead of any installed dlviz)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(sdist), os.environ.get("PYTHONPATH")]))}
+    where = subprocess.run([sys.executable, "-c", "import dlviz; print(dlviz.__file__)"], cwd=sdist, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert pathlib.Path(where).is_relative_to(sdist), where
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
+                          *SDIST_TESTS], cwd=sdist, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert re.search(r"\b\d+ passed\b", run.stdout), run.stdout[-2000:]
+
+
+def test_wheel_metadata_licence_classifiers_urls_and_version(wheel):
+    import dlviz
+
+    metadata = wheel_metadata(wheel)
+    assert metadata["Version"] == dlviz.__version__
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    classifiers = set(metadata.get_all("Classifier"))
+    assert {f"Programming Language :: Python :: 3.{minor}" for minor in (11, 12, 13)} <= classifiers
+    assert {"Operating System :: OS Independent", "Framework :: Jupyter", "Intended Audience :: Education",
+            "Intended Audience :: Science/Research",
+            "Topic :: Scientific/Engineering :: Artificial Intelligence"} <= classifiers
+    assert not [c for c in classifiers if c.startswith("License ::")], "the SPDX expression replaces licence classifiers"
+    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL"))
+    assert urls == {"Homepage": "https://github.com/dlviz/dlviz", "Documentation": "https://dlviz.readthedocs.io",
+                    "Source": "https://github.com/dlviz/dlviz", "Issues": "https://github.com/dlviz/dlviz/issues"}
+    assert metadata["Requires-Python"] == PYPROJECT["project"]["requires-python"]
+
+
+def test_wheel_ships_types_marker_weights_and_licence(wheel):
+    names = set(wheel.namelist())
+    assert "dlviz/py.typed" in names
+    assert {f"dlviz/weights/{p.name}" for p in (ROOT / "dlviz" / "weights").glob("*.pt")} <= names
+    assert [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+    assert not [name for name in names if name.startswith(("tests/", "docs/", "notebooks/"))]
+
+
+def test_version_is_written_once():
+    """pyproject reads the version from dlviz.__version__; no other file states it."""
+    import dlviz
+
+    assert "version" not in PYPROJECT["project"] and "version" in PYPROJECT["project"]["dynamic"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "dlviz.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", dlviz.__version__)
+
+
+def test_licence_is_mit_and_declared_the_pep_639_way():
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Copyright (c) 2026 the dlviz authors" in text
+    assert PYPROJECT["project"]["license"] == "MIT" and PYPROJECT["project"]["license-files"] == ["LICENSE"]
+    # setuptools reads PEP 639's fields from 77 on
+    assert any(re.fullmatch(r"setuptools>=(\d+)", r) and int(r.split(">=")[1]) >= 77
+               for r in PYPROJECT["build-system"]["requires"])
+
+
+def imported_distributions() -> set[str]:
+    """The third-party packages dlviz's modules import, as distribution names."""
+    imports = set()
+    for path in (ROOT / "dlviz").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imports |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imports.add(node.module.split(".")[0])
+    third_party = imports - set(sys.stdlib_module_names) - {"dlviz", "__future__"}
+    distributions = {"PIL": "pillow", "skimage": "scikit-image", "IPython": "ipython"}
+    return {distributions.get(module, module).lower() for module in third_party}
+
+
+def test_every_imported_package_is_a_dependency():
+    imported = imported_distributions()
+    assert {"torch", "numpy", "scipy"} <= imported
+    assert imported <= runtime(), f"imported but not declared: {sorted(imported - runtime())}"
+
+
+def test_read_the_docs_builds_the_reference_with_cpu_torch_and_the_docs_extra():
+    config = (ROOT / ".readthedocs.yaml").read_text()
+    for line in ("version: 2", "os: ubuntu-24.04", 'python: "3.12"', "configuration: docs/conf.py",
+                 "fail_on_warning: true", "requirements: docs/requirements.txt", "- docs"):
+        assert line in config, line
+    assert "sphinx" in {name(r) for r in PYPROJECT["project"]["optional-dependencies"]["docs"]}
+    assert "sphinx" in {name(r) for r in PYPROJECT["project"]["optional-dependencies"]["test"]}
+    requirements = (ROOT / "docs" / "requirements.txt").read_text()
+    assert "download.pytorch.org/whl/cpu" in requirements and "-c ../constraints/test.txt" in requirements

@@ -167,3 +167,99 @@ def test_memory_does_not_grow_with_the_dataset(monkeypatch):
 def test_a_tensor_dataset_must_be_a_batch_of_images():
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         top_activations(lenet(), "0", torch.rand(20, 28, 28), channel=0)
+
+
+# --- DataLoaders, progress, k, dtype, and never an empty crop ---------------------------------------------------
+
+def test_a_sequential_dataloader_equals_the_tensor_and_gives_crops(images):
+    model = lenet()
+    expected = top_activations(model, "3", images, channel=5, k=6, progress=False)
+    labelled = torch.utils.data.TensorDataset(images, torch.arange(len(images)) % 10)
+    for dataset in (labelled, ImagesOnly(images)):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=16)
+        top = top_activations(model, "3", loader, channel=5, k=6, progress=False)
+        assert top.indices.tolist() == expected.indices.tolist()
+        torch.testing.assert_close(top.values, expected.values)
+        torch.testing.assert_close(top.crops, expected.crops)
+
+
+class ImagesOnly(torch.utils.data.Dataset):
+    """Items are bare images, so the loader's batches are image tensors."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i]
+
+
+def test_a_shuffling_dataloader_numbers_images_in_iteration_order_and_refuses_crops(images):
+    model = lenet()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images), batch_size=16, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    order = torch.cat([batch for (batch,) in loader])  # the same generator state gives the same order again
+    loader.generator.manual_seed(0)
+    top = top_activations(model, "3", loader, channel=5, k=4, progress=False)
+    assert top.indices.tolist() == top_activations(model, "3", order, channel=5, k=4, progress=False).indices.tolist()
+    with pytest.raises(ValueError, match="shuffle"):
+        top.crops
+    with pytest.raises(ValueError, match="batch_size"):
+        top_activations(model, "3", loader, channel=5, batch_size=8, progress=False)
+
+
+def test_k_larger_than_what_a_dataloader_gives_is_refused(images):
+    loader = torch.utils.data.DataLoader(images[:5], batch_size=2)
+    with pytest.raises(ValueError, match="k must"):
+        top_activations(lenet(), "3", loader, channel=0, k=6, progress=False)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.0, True, "3"])
+def test_k_must_be_a_positive_int(k, images):
+    with pytest.raises(ValueError, match="k must be"):
+        top_activations(lenet(), "3", images, channel=0, k=k, progress=False)
+
+
+def test_numpy_ints_are_sizes(images):
+    np = pytest.importorskip("numpy")
+    top = top_activations(lenet(), "3", images, channel=np.int64(2), k=np.int64(3), batch_size=np.int32(16),
+                          progress=False)
+    assert top.indices.shape == (3,)
+
+
+def test_progress_bar_on_by_default(images, monkeypatch):
+    from dlviz import top_inputs
+    from test_occlusion import RecordingBar
+
+    bar = RecordingBar()
+    monkeypatch.setattr(top_inputs, "progress_bar", bar)
+    top_activations(lenet(), "3", images, channel=0, k=2, batch_size=32)
+    top_activations(lenet(), "3", images, channel=0, k=2, batch_size=32, progress=False)
+    assert [(c["total"], c["updates"], c["enabled"]) for c in bar.calls] == [(3, 3, True), (3, 3, False)]
+
+
+def test_crops_are_never_empty_with_activations_flat_at_the_probe(images):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU6(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 5)).eval()
+    with torch.no_grad():
+        model[0].bias.fill_(10.0)  # ReLU6 saturated wherever the receptive-field probe sits
+    top = top_activations(model, "3", images, channel=1, k=3, progress=False)
+    assert top.field_size == (14, 14)
+    assert all(b[2] - b[0] == 14 and b[3] - b[1] == 14 for b in top.boxes.tolist())
+    assert top.crops.shape == (3, 1, 14, 14)
+
+
+def test_a_float64_model_takes_float32_images(images):
+    model = lenet()
+    expected = top_activations(model, "3", images, channel=3, k=5, progress=False)
+    top = top_activations(lenet().double(), "3", images, channel=3, k=5, progress=False)
+    assert top.indices.tolist() == expected.indices.tolist()
+    torch.testing.assert_close(top.values, expected.values)
+
+
+def test_a_dataloader_of_non_images_gets_a_clear_error():
+    loader = torch.utils.data.DataLoader([{"image": torch.rand(1, 28, 28)}] * 4, batch_size=2)
+    with pytest.raises(TypeError, match="DataLoader batches"):
+        top_activations(lenet(), "3", loader, channel=0, k=2, progress=False)

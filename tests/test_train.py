@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -7,6 +8,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import dlviz
 from dlviz import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def blobs(n=400, seed=0):
@@ -99,17 +102,250 @@ def test_clip_grad_norm_bounds_the_update():
     assert float((model.weight.detach() - before).norm()) <= 0.01 + 1e-6
 
 
-def test_diverging_loss_raises():
+def test_diverging_loss_raises_and_names_the_batch():
+    dlviz.seed(0)
     model = nn.Linear(2, 2)
     x, y = blobs()
-    with pytest.raises(FloatingPointError, match="learning rate"):
-        dlviz.fit(model, (x * float("inf"), y), epochs=1, progress=False)
+    message = r"epoch 1 of 1, batch \d+ of 50: the training loss is .*learning rate"
+    with pytest.raises(FloatingPointError, match=message):
+        dlviz.fit(model, (x * 1e5, y), epochs=1, batch_size=8, optimizer=torch.optim.SGD(model.parameters(), lr=1e30),
+                  progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the step that would make them inf is not taken
 
 
-@pytest.mark.parametrize("kwargs, message", [({"epochs": 0}, "epochs"), ({"epochs": 1, "batch_size": 0}, "batch_size")])
-def test_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        dlviz.fit(nn.Linear(2, 2), blobs(), **kwargs)
+def _recording_steps(optimizer, model):
+    """Snapshots of the weights and the optimizer's state after every step (the last one: before the next batch)."""
+    snapshots = [(copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()))]
+    optimizer.register_step_post_hook(
+        lambda *_: snapshots.append((copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()))))
+    return snapshots
+
+
+def _assert_state_equal(before, after):
+    assert before.keys() == after.keys()
+    for key in before:
+        if isinstance(before[key], torch.Tensor):
+            assert torch.equal(before[key], after[key]), key
+        elif isinstance(before[key], dict):
+            _assert_state_equal(before[key], after[key])
+        else:
+            assert before[key] == after[key], key
+
+
+def _check_untouched(snapshots, model, optimizer, steps_taken):
+    assert len(snapshots) == steps_taken + 1
+    weights, state = snapshots[-1]
+    _assert_state_equal(weights, model.state_dict())
+    _assert_state_equal(state, optimizer.state_dict())
+
+
+def test_non_finite_inputs_stop_before_the_step_and_name_the_batch():
+    x, y = blobs(24)
+    x[10, 1] = float("nan")  # in the second batch of 8
+    model = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    snapshots = _recording_steps(optimizer, model)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8)
+    with pytest.raises(ValueError, match="epoch 1 of 2, batch 2 of 3: the inputs hold 1 NaN"):
+        dlviz.fit(model, loader, epochs=2, optimizer=optimizer, progress=False)
+    _check_untouched(snapshots, model, optimizer, steps_taken=1)
+
+
+class _Explodes(nn.Module):
+    """BatchNorm (whose running statistics a forward pass changes), then scores that overflow for large inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.linear = nn.BatchNorm1d(2), nn.Linear(2, 2)
+
+    def forward(self, x):
+        scores = self.linear(self.norm(x))
+        return scores * float("inf") if x.abs().max() > 100 else scores
+
+
+def test_non_finite_loss_leaves_weights_buffers_and_optimizer_state():
+    x, y = blobs(24)
+    x[20] = 1000.0  # finite input, infinite scores, in the third batch
+    model = _Explodes()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    snapshots = _recording_steps(optimizer, model)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8)
+    with pytest.raises(FloatingPointError, match="epoch 1 of 1, batch 3 of 3: the training loss is nan"):
+        dlviz.fit(model, loader, epochs=1, optimizer=optimizer, progress=False)
+    _check_untouched(snapshots, model, optimizer, steps_taken=2)  # running_mean/var and num_batches_tracked too
+
+
+class _SqrtAtZero(nn.Module):
+    """A finite loss whose gradient is NaN: d sqrt(z) / dz is infinite at z = 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear, self.z = nn.Linear(2, 2), nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return self.linear(x) + 0 * self.z.sqrt()
+
+
+def test_non_finite_gradient_stops_before_the_step():
+    model = _SqrtAtZero()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    snapshots = _recording_steps(optimizer, model)
+    with pytest.raises(FloatingPointError, match="batch 1 of 1: the gradient of 'z'"):
+        dlviz.fit(model, blobs(8), epochs=1, batch_size=8, optimizer=optimizer, progress=False)
+    _check_untouched(snapshots, model, optimizer, steps_taken=0)
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2", None])
+@pytest.mark.parametrize("name", ["epochs", "batch_size"])
+def test_bad_arguments(name, value):
+    kwargs = {"epochs": 1, name: value}
+    with pytest.raises(ValueError, match=f"{name} must be a positive int"):
+        dlviz.fit(nn.Linear(2, 2), blobs(), progress=False, **kwargs)
+
+
+class _Empty(torch.utils.data.Dataset):
+    def __len__(self):
+        return 0
+
+    def __getitem__(self, i):
+        raise IndexError(i)
+
+
+EMPTY = {
+    "tensors": (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)),
+    "TensorDataset": TensorDataset(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)),
+    "Dataset": _Empty(),
+    "DataLoader": DataLoader(_Empty(), batch_size=4),
+}
+
+
+@pytest.mark.parametrize("kind", EMPTY)
+def test_empty_data_gets_its_own_message(kind):
+    with pytest.raises(ValueError, match=r"fit\(\)'s train_data is empty \(0 items\)"):
+        dlviz.fit(nn.Linear(2, 2), EMPTY[kind], epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"fit\(\)'s val_data is empty"):
+        dlviz.fit(nn.Linear(2, 2), blobs(), val_data=EMPTY[kind], epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"evaluate\(\)'s data is empty"):
+        dlviz.evaluate(nn.Linear(2, 2), EMPTY[kind])
+
+
+def test_a_loader_without_full_batches_is_named():
+    loader = DataLoader(TensorDataset(*blobs(3)), batch_size=4, drop_last=True)
+    with pytest.raises(ValueError, match="yields no batch.*drop_last"):
+        dlviz.fit(nn.Linear(2, 2), loader, epochs=1, progress=False)
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    def __init__(self, n):
+        self.x, self.y = blobs(n) if n else (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+
+    def __iter__(self):
+        return iter(zip(self.x, self.y))
+
+
+def test_iterable_datasets_train_and_an_empty_one_is_named():
+    history = dlviz.fit(nn.Linear(2, 2), _Stream(40), epochs=1, batch_size=8, progress=False)
+    assert len(history.batch_loss) == 5
+    with pytest.raises(ValueError, match="train_data yielded no batch in epoch 1"):
+        dlviz.fit(nn.Linear(2, 2), _Stream(0), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="yielded no batch"):
+        dlviz.evaluate(nn.Linear(2, 2), _Stream(0))
+
+
+def _modes(model):
+    return {name: m.training for name, m in model.named_modules()}
+
+
+def _mixed_model(train):
+    """A model in train (eval) mode with one BatchNorm set the other way by its user."""
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Dropout(0.1), nn.Linear(4, 2)).train(train)
+    model[1].train(not train)
+    return model
+
+
+@pytest.mark.parametrize("train_mode", [True, False])
+def test_fit_and_evaluate_restore_every_submodules_mode(train_mode):
+    model = _mixed_model(train_mode)
+    before = _modes(model)
+    dlviz.fit(model, blobs(40), epochs=1, val_data=blobs(20), progress=False)
+    assert _modes(model) == before
+    dlviz.evaluate(model, blobs(20))
+    assert _modes(model) == before
+
+
+def test_modes_are_restored_when_fit_raises():
+    model = _mixed_model(True)
+    before = _modes(model)
+    x, y = blobs(40)
+    x[0] = float("inf")
+    with pytest.raises(ValueError, match="inputs"):
+        dlviz.fit(model, (x, y), epochs=1, progress=False)
+    assert _modes(model) == before
+    with pytest.raises(TypeError):
+        dlviz.evaluate(model, [1, 2, 3])
+    assert _modes(model) == before
+
+
+def test_a_frozen_batchnorm_stays_frozen_while_training():
+    model = _mixed_model(True)
+    stats = model[1].running_mean.clone()
+    dlviz.fit(model, blobs(40), epochs=1, progress=False)
+    assert torch.equal(model[1].running_mean, stats)
+    assert not torch.equal(model[0].weight, _mixed_model(True)[0].weight)  # the rest was trained
+
+
+class _DictModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return {"logits": self.linear(x), "features": x}
+
+
+@pytest.mark.parametrize("output", ["logits", lambda out: out["logits"]])
+def test_output_picks_the_scores_of_a_dict_model(output):
+    dlviz.seed(0)
+    model = _DictModel()
+    history = dlviz.fit(model, blobs(), epochs=3, lr=0.05, val_data=blobs(seed=1), progress=False, output=output)
+    assert history.val_accuracy[-1] > 0.98
+    assert dlviz.evaluate(model, blobs(seed=1), output=output)["accuracy"] == history.val_accuracy[-1]
+
+
+def test_a_tuple_model_needs_output():
+    model = nn.Sequential(nn.Linear(2, 2))
+    model.forward = lambda x: (nn.Sequential.forward(model, x), x)
+    with pytest.raises(TypeError, match="output="):
+        dlviz.fit(model, blobs(), epochs=1, progress=False)
+    with pytest.raises(TypeError, match="output="):
+        dlviz.evaluate(model, blobs())
+    assert dlviz.fit(model, blobs(), epochs=1, progress=False, output=0).epochs == 1
+
+
+def test_fit_works_inside_no_grad_and_inference_mode():
+    for context in (torch.no_grad, torch.inference_mode):
+        model = nn.Linear(2, 2)
+        before = model.weight.detach().clone()
+        with context():
+            dlviz.fit(model, blobs(40), epochs=1, progress=False)
+        assert not torch.equal(model.weight.detach(), before)
+
+
+def test_seed_rejects_what_a_generator_cannot_take_before_seeding_anything():
+    import random
+
+    import numpy as np
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    for bad in (-1, 2**32, 1.0, True, "3", None):
+        with pytest.raises(ValueError, match="0 <= seed < 2\\*\\*32"):
+            dlviz.seed(bad)
+    after = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    assert after[0] == states[0]
+    assert all(np.array_equal(a, b) for a, b in zip(after[1], states[1]))
+    assert torch.equal(after[2], states[2])
+    dlviz.seed(2**32 - 1)  # the largest accepted seed
+    dlviz.seed(np.int64(5))
 
 
 def test_mismatched_lengths():

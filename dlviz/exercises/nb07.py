@@ -138,7 +138,7 @@ def _one_regularizer_solution():
     result = {}
     for name, settings in alone.items():
         images = class_visualization(lenet, list(range(10)), steps=200, generator=torch.Generator().manual_seed(0),
-                                     **settings)
+                                     progress=False, **settings)
         tv = ((images[..., 1:, :] - images[..., :-1, :]).abs().mean() + (images[..., 1:] - images[..., :-1]).abs().mean())
         result[name] = float(tv)
     return result
