@@ -109,7 +109,13 @@ def select_scores(out, output=None, *, model: nn.Module | None = None, n: int | 
 
 
 def class_scores(model: nn.Module, inputs: torch.Tensor, output=None, *, need_classes: bool = False) -> torch.Tensor:
-    """``model(inputs)``'s class scores (N, classes), picked with ``output`` (see :func:`select_scores`)."""
+    """``model(inputs)``'s class scores (N, classes), picked with ``output`` (see :func:`select_scores`).
+
+    The model gets ``inputs`` itself, or -- when ``inputs`` is a leaf that requires grad -- a differentiable copy, so
+    that a model which normalizes its input in place still runs (autograd refuses in-place changes to such a leaf)
+    and the gradient still reaches ``inputs``."""
+    if inputs.requires_grad and inputs.is_leaf:
+        inputs = inputs.clone()
     return select_scores(model(inputs), output, model=model, n=inputs.shape[0], need_classes=need_classes)
 
 

@@ -186,7 +186,7 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target=None, *, layer=None, cha
         inp.requires_grad_(True)
         with preserved(model):
             with relu_backward("deconvnet") as mode, capture(model, layer, detach=False) as cap:
-                cap(inp)
+                cap(inp.clone())  # a copy that a model normalizing in place may change; the gradient reaches inp
             selected = _selected_activations(cap)
             (grad,) = torch.autograd.grad(selected(channel, max_only), inp, allow_unused=True)
     _warn_if_nothing_overridden(model, mode.calls, "deconvnet")
