@@ -11,6 +11,10 @@ import nbval.kernel
 # inherit this environment: an empty torch cache makes every machine compute what CI computes.
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="dlviz-tests-torch-home-")
 atexit.register(shutil.rmtree, os.environ["TORCH_HOME"], ignore_errors=True)
+# The notebooks use the machine's default thread count unless DLVIZ_THREADS says otherwise; under the tests (and in
+# tools/run_notebooks.py) each kernel uses one thread: the stored outputs were made so, and on a shared 2-core machine
+# one thread per kernel is faster than two.
+os.environ.setdefault("DLVIZ_THREADS", "1")
 
 
 def _execute_with_history(self, cell_input, allow_stdin=None):

@@ -30,6 +30,8 @@ def run_one(path: pathlib.Path, timeout: int) -> None:
                                      resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     nb.metadata.pop("widgets", None)
+    # what ipykernel's own kernelspec says, so that JupyterLab does not mark a freshly opened notebook as modified
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
     nbformat.write(nb, path)
 
 
@@ -47,6 +49,8 @@ def main() -> int:
     notebooks = args.notebooks or sorted(pathlib.Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
     # as under the tests (see conftest.py): no ImageNet weights, so the stored outputs are the ones CI computes
     os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="dlviz-run-notebooks-torch-home-")
+    # one torch thread per kernel, as under the tests (conftest.py): the stored numbers and times are CI's
+    os.environ.setdefault("DLVIZ_THREADS", "1")
     failed = 0
     print(f"{'notebook':40s} {'time':>8s} {'peak memory':>12s}")
     for notebook in notebooks:

@@ -44,7 +44,6 @@ def _gradient_scale_solution():
     from dlviz.dream import layer_objective
     from dlviz.hooks import activations
 
-    torch.set_num_threads(1)
     lenet = zoo.load("lenet_mnist")
     test_X, _ = dlviz.data.tensors(dlviz.data.mnist(train=False), limit=1)
     scale = {}
@@ -130,7 +129,6 @@ def _one_regularizer_solution():
     from dlviz import zoo
     from dlviz.dream import class_visualization
 
-    torch.set_num_threads(1)
     lenet = zoo.load("lenet_mnist")
     alone = {"l2": dict(l2=0.01, jitter=0, blur_every=0),         # each regularizer at its default strength
              "jitter": dict(l2=0, jitter=2, blur_every=0),
