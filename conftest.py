@@ -6,7 +6,7 @@ import tempfile
 
 import nbval.kernel
 
-# The notebooks use ImageNet weights when torch's cache has them (AlexNet in 05, GoogLeNet in 06, VGG-19 in 08),
+# The notebooks use ImageNet weights when torch's cache has them (AlexNet in 06, GoogLeNet in 07, VGG-19 in 09),
 # and their committed outputs were made without (none can be downloaded where CI runs). The kernels nbval starts
 # inherit this environment: an empty torch cache makes every machine compute what CI computes.
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="dlviz-tests-torch-home-")

@@ -3,8 +3,8 @@
 Nothing here touches the network at import time; datasets and weights are resolved when asked for. Every tool takes
 the model first and images ``x`` second (float, in [0, 1]); see the API reference for the shared vocabulary.
 """
-from . import (adversarial, attribution, cam, data, dream, engine, exercises, hooks, integrated, plot, smooth, style,
-               text, train, wrappers, zoo)
+from . import (adversarial, attribution, cam, data, dream, engine, exercises, generate, hooks, integrated, lowprec,
+               plot, smooth, style, text, train, wrappers, zoo)
 from .adversarial import fgsm, fooling_images, lbfgs_attack, pgd
 from .attribution import deconvnet, guided_backprop, occlusion, saliency, top_activations
 from .cam import grad_cam
@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     # modules
-    "adversarial", "attribution", "cam", "data", "dream", "engine", "exercises", "hooks", "integrated", "plot",
-    "smooth", "style", "text", "train", "wrappers", "zoo",
+    "adversarial", "attribution", "cam", "data", "dream", "engine", "exercises", "generate", "hooks", "integrated",
+    "lowprec", "plot", "smooth", "style", "text", "train", "wrappers", "zoo",
     # training
     "History", "device", "evaluate", "fit", "seed",
     # any model

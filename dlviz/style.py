@@ -382,7 +382,9 @@ def _default_extractor(extractor, caller: str) -> VGGFeatures:
             warnings.warn(f"{caller}: torchvision's ImageNet VGG-19 weights are not in torch's hub cache, so a "
                           f"random-weight VGG-19 runs (He, Wang & Hopcroft 2016). For the pretrained one, put "
                           f"{_vgg19_weights_file().name} into torch's hub cache (checkpoints folder) or pass "
-                          f"extractor=dlviz.style.vgg19_features('imagenet', download=True).", stacklevel=3)
+                          f"extractor=dlviz.style.vgg19_features('imagenet', download=True) (in the course's "
+                          f"repository, python tools/fetch_weights.py fetches every ImageNet weight the course uses).",
+                          stacklevel=3)
         return extractor
     if not isinstance(extractor, VGGFeatures):
         raise TypeError(f"extractor must be a VGGFeatures (see vgg19_features), got {type(extractor).__name__}")

@@ -59,10 +59,15 @@ class Explorer:
         values: the default value of every keyword ``draw`` takes.
         specs: for each name in ``values`` that gets a control, its spec: ``("log", lo, hi)`` (log slider),
             ``("float", lo, hi, step)``, ``("int", lo, hi)`` or ``("choice", options)``.
+        settle: optional ``settle(values) -> values``: the values the figure is actually drawn for, given those
+            asked for (e.g. a channel number wrapped around the chosen layer's channel count). Applied before every
+            draw; the controls are then moved to the settled values, so a slider always shows what is drawn.
+        ranges: optional ``ranges(values) -> {name: (lo, hi)}``: the range of a slider that depends on other values
+            (e.g. the channels of the chosen layer); the sliders are updated after every draw.
 
     Attributes:
         figure: the figure for the current values (the defaults until :meth:`redraw` or a control changes them).
-        values: the current values, a dict.
+        values: the values the current figure is drawn for, a dict (after ``settle``).
         controls_text: None (default), or a line shown in place of the controls' raw repr (``VBox(children=...``)
             where no widget front end draws them: a notebook stored after a headless run, read on GitHub.
 
@@ -84,38 +89,80 @@ class Explorer:
 
     controls_text: str | None = None
 
-    def __init__(self, draw: Callable, values: dict, specs: dict):
+    def __init__(self, draw: Callable, values: dict, specs: dict, *, settle: Callable | None = None,
+                 ranges: Callable | None = None):
         unknown = set(specs) - set(values)
         if unknown:
             raise ValueError(f"controls without a default value: {sorted(unknown)}")
         self._draw, self._specs = draw, dict(specs)
-        self.values = dict(values)
-        self._handles = []
+        self._settle, self._ranges = settle, ranges
+        self.values = self._settled(dict(values))
+        self._handles, self._controls, self._syncing = [], [], False
         self.figure = draw(**self.values)
+
+    def _settled(self, values: dict) -> dict:
+        """The values to draw: ``settle``'s, then kept inside the ranges that depend on other values."""
+        values = dict(self._settle(dict(values))) if self._settle is not None else dict(values)
+        for name, (lo, hi) in (self._ranges(dict(values)) if self._ranges is not None else {}).items():
+            if name in self._specs and self._specs[name][0] in ("int", "float"):
+                values[name] = min(max(values[name], lo), hi)
+        return values
+
+    def _spec(self, name: str) -> tuple:
+        """A control's spec, with its range for the current values where that range depends on them."""
+        spec = self._specs[name]
+        bounds = self._ranges(dict(self.values)) if self._ranges is not None else {}
+        if name in bounds and spec[0] in ("int", "float"):
+            spec = (spec[0], *bounds[name], *spec[3:])
+        return spec
 
     def redraw(self, **changes):
         """Draw again with some values changed (e.g. ``redraw(lr=0.1)``); returns the new figure.
 
-        Every place where this explorer is displayed is updated."""
+        Every place where this explorer is displayed is updated, and its controls are moved to the values drawn."""
         unknown = set(changes) - set(self.values)
         if unknown:
             raise ValueError(f"unknown value(s) {sorted(unknown)}; this explorer takes {sorted(self.values)}")
-        self.values.update(changes)
+        self.values = self._settled({**self.values, **changes})
         self.figure = self._draw(**self.values)
         for handle in self._handles:
             handle.update(self.figure)
+        self._sync_controls()
         return self.figure
+
+    def _sync_controls(self):
+        """Move every control built by :meth:`widget` to the values drawn, and its range to theirs."""
+        self._syncing = True   # the changes made here are not a student's: they must not redraw
+        try:
+            for controls in self._controls:
+                for name, control in controls.items():
+                    spec, value = self._spec(name), self.values[name]
+                    if spec[0] in ("int", "float"):
+                        lo, hi = spec[1], spec[2]
+                        # widen first, so that neither the value nor a bound is clipped on the way
+                        control.min, control.max = min(control.min, lo), max(control.max, hi)
+                        control.value = value
+                        control.min, control.max = lo, hi
+                    elif control.value != value:
+                        control.value = value
+        finally:
+            self._syncing = False
 
     def widget(self):
         """The controls as an ipywidgets ``VBox``; changing one calls :meth:`redraw`."""
         import ipywidgets as w
 
-        controls = []
-        for name, spec in self._specs.items():
-            control = _control(name, spec, self.values[name])
-            control.observe(lambda change, name=name: self.redraw(**{name: change["new"]}), names="value")
-            controls.append(control)
-        return w.VBox(controls)
+        controls = {}
+        for name in self._specs:
+            control = _control(name, self._spec(name), self.values[name])
+            control.observe(lambda change, name=name: self._changed(name, change["new"]), names="value")
+            controls[name] = control
+        self._controls.append(controls)
+        return w.VBox(list(controls.values()))
+
+    def _changed(self, name: str, value):
+        if not self._syncing:
+            self.redraw(**{name: value})
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -295,14 +342,14 @@ def optimizer_explorer(*, lr: float = 0.03, momentum: float = 0.8, steps: int = 
         left.set_xlim(-r, r)
         left.set_ylim(-r / 2, r / 2)
         left.set_aspect("equal")
-        left.legend(fontsize=7, loc="upper right")
+        left.legend(fontsize=8, loc="upper right")
         left.set_title(f"lr = {lr:.3g} (plain GD diverges above {2 / max(curvature):.3g})", fontsize=9)
         right.semilogy(f_plain, color="0.35", label="gradient descent")
         right.semilogy(f_heavy, color="tab:red", label="momentum")
         right.set_xlabel("step")
         right.set_ylabel("loss f")
         right.set_title(f"after {steps} steps: GD {f_plain[-1]:.2g}, momentum {f_heavy[-1]:.2g}", fontsize=8)
-        right.legend(fontsize=7)
+        right.legend(fontsize=8)
         fig.tight_layout()
         return fig
 
@@ -409,7 +456,8 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
 
     Panels: the image; the channel's activation map at the layer (with its maximum); the deconvnet projection of
     that channel (:func:`dlviz.deconvnet` with ``layer`` and ``channel``) over the image; and the projection of
-    its strongest activation only. A channel number beyond the layer's channel count wraps around.
+    its strongest activation only. A channel number beyond the layer's channel count wraps around; the channel
+    drawn is what ``explorer.values`` and the channel slider then show, and the slider's range follows the layer.
     ``colorbar=True`` adds a colour bar to each of the three maps.
 
     Example:
@@ -421,6 +469,9 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
         >>> explorer = feature_explorer(model, images, ["0", "1"], labels=["first", "second"])
         >>> explorer, len(explorer.figure.axes)
         (Explorer(image=0, layer='0', channel=0), 4)
+        >>> _ = explorer.redraw(channel=6)   # the layer has 4 channels: channel 6 is channel 2
+        >>> explorer.values["channel"]
+        2
     """
     from .attribution import deconvnet
     from .hooks import activations
@@ -435,7 +486,6 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
                              f"feature maps (C, h, w)")
 
     def draw(image, layer, channel):
-        channel = channel % counts[layer]
         x = images[image]
         act = activations(model, x, layer)[layer][channel]
         projection = deconvnet(model, x, layer=layer, channel=channel)
@@ -459,9 +509,13 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
 
     if not 0 <= image < len(images):
         raise ValueError(f"image must be in [0, {len(images) - 1}], got {image}")
+    def settle(values):   # the channel drawn: the number asked for, wrapped around the layer's channel count
+        return {**values, "channel": values["channel"] % counts[values["layer"]]}
+
     return Explorer(draw, {"image": int(image), "layer": layer, "channel": int(channel)},
                     {"image": ("int", 0, len(images) - 1), "layer": ("choice", layers),
-                     "channel": ("int", 0, max(counts.values()) - 1)})
+                     "channel": ("int", 0, max(counts.values()) - 1)},
+                    settle=settle, ranges=lambda values: {"channel": (0, counts[values["layer"]] - 1)})
 
 
 # --- DeepDream: a layer and a channel -------------------------------------------------------------------------
@@ -478,7 +532,8 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
         steps, lr, jitter: passed to :func:`dlviz.dream.deepdream` (octave scale 1.4); seed: for the jitter.
 
     Panels: the image, the dream, and the change (dream - image, grey = none). A channel number beyond the layer's
-    channel count wraps around; octaves too small for the model are left out (the title says how many ran).
+    channel count wraps around (``explorer.values`` and the channel slider show the channel drawn, and the slider's
+    range follows the layer); octaves too small for the model are left out (the title says how many ran).
     ``colorbar=True`` draws the change in pixel units on a diverging colour map (blue darker, red brighter) with a
     colour bar.
 
@@ -508,7 +563,7 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
     counts = {name: first[name].shape[0] for name in layers}
 
     def draw(layer, channel, octaves):
-        picked = None if channel < 0 else channel % counts[layer]
+        picked = None if channel < 0 else channel
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             dream = deepdream(model, image, layer, channel=picked, octaves=octaves, steps=steps, lr=lr,
@@ -542,9 +597,13 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
         fig.tight_layout(pad=0.3)
         return fig
 
+    def settle(values):   # -1: the whole layer; any other number wraps around the layer's channel count
+        return {**values, "channel": -1 if values["channel"] < 0 else values["channel"] % counts[values["layer"]]}
+
     return Explorer(draw, {"layer": layer, "channel": int(channel), "octaves": int(octaves)},
                     {"layer": ("choice", layers), "channel": ("int", -1, max(counts.values()) - 1),
-                     "octaves": ("int", 1, 4)})
+                     "octaves": ("int", 1, 4)},
+                    settle=settle, ranges=lambda values: {"channel": (-1, counts[values["layer"]] - 1)})
 
 
 # --- adversarial images: the size of the perturbation --------------------------------------------------------
@@ -597,7 +656,8 @@ def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str
             probs = torch.softmax(model(adv), 1).cpu()
         confidence, predicted = probs.max(1)
         n = len(images)
-        fig = _figure(size * n, 2 * size + 0.6)
+        fig = _figure(size * n, 2 * size + 0.8)
+        fig.set_layout_engine("constrained", w_pad=0.02, h_pad=0.04)   # keeps the titles apart
         axes = fig.subplots(2, n, squeeze=False)
         for i in range(n):
             axes[0, i].imshow(to_numpy_image(adv[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -612,9 +672,7 @@ def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str
         accuracy = float((predicted == labels.cpu()).float().mean())
         fig.suptitle(f"{method.upper()}, eps = {eps:.3f} ({eps * 255:.0f}/255): accuracy {accuracy:.0%} "
                      f"on these {n}", fontsize=9)
-        fig.text(0.5, 0.01, "bottom row: the perturbation (black = -eps, grey = no change, white = +eps)",
-                 ha="center", va="bottom", fontsize=8)
-        fig.tight_layout(pad=0.3, rect=(0, 0.07, 1, 1))
+        fig.supxlabel("bottom row: the perturbation (black = -eps, grey = no change, white = +eps)", fontsize=8)
         return fig
 
     return Explorer(draw, {"eps": float(eps), "method": method},

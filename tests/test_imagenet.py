@@ -98,3 +98,123 @@ def test_pickles_with_its_class():
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
+
+
+# --- the course's switch: dlviz.imagenet.enabled, fetch, genuine and tools/fetch_weights.py
+
+
+def test_switch_is_off_without_the_weights_and_names_the_one_command(hub, monkeypatch, capsys):
+    monkeypatch.delenv("DLVIZ_IMAGENET", raising=False)
+    monkeypatch.setattr(imagenet_module, "_download", lambda *a, **k: pytest.fail("auto must not download"))
+    assert imagenet_module.enabled("googlenet") is False
+    message = capsys.readouterr().out
+    assert "GoogLeNet's ImageNet weights (50 MB) are not in torch's cache" in message and "skipped" in message
+    assert "python tools/fetch_weights.py" in message and "DLVIZ_IMAGENET=download" in message
+    assert "AlexNet 233 MB, GoogLeNet 50 MB, VGG-19 548 MB" in message
+
+
+def test_course_sizes_are_torchvision_s():
+    sizes = {name: torchvision.models.get_model_weights(name).DEFAULT.meta["_file_size"]
+             for name in imagenet_module.COURSE_MODELS}
+    assert {name: round(size) for name, size in sizes.items()} == {"alexnet": 233, "googlenet": 50, "vgg19": 548}
+    # the file vgg19_features("imagenet") reads is the one the switch looks for
+    from dlviz.style import _vgg19_weights_file
+
+    assert _vgg19_weights_file() == cached_weights_path(torchvision.models.get_model_weights("vgg19").DEFAULT)
+
+
+def test_switch_is_on_when_the_weights_are_cached_and_off_when_asked(hub, monkeypatch, capsys):
+    path = cached_weights_path(torchvision.models.SqueezeNet1_1_Weights.DEFAULT)
+    path.parent.mkdir(parents=True)
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), path)
+    monkeypatch.delenv("DLVIZ_IMAGENET", raising=False)
+    assert imagenet_module.enabled("squeezenet1_1") is True
+    assert f"ImageNet weights {path.name}" in capsys.readouterr().out
+    assert imagenet("squeezenet1_1").weights is not None            # what the sections do next, offline
+    monkeypatch.setenv("DLVIZ_IMAGENET", "off")
+    assert imagenet_module.enabled("squeezenet1_1") is False
+    assert "DLVIZ_IMAGENET=off" in capsys.readouterr().out
+    assert imagenet_module.enabled("squeezenet1_1", mode="auto") is True   # mode= overrides the variable
+    monkeypatch.setenv("DLVIZ_IMAGENET", "yes")
+    with pytest.raises(ValueError, match="auto, download, off"):
+        imagenet_module.enabled("squeezenet1_1")
+
+
+def test_switch_downloads_when_asked(hub, monkeypatch, capsys):
+    calls = []
+
+    def fake_download(url, target, progress):
+        calls.append(url)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"weights")
+
+    monkeypatch.setattr(imagenet_module, "_download", fake_download)
+    monkeypatch.setenv("DLVIZ_IMAGENET", "download")
+    assert imagenet_module.enabled("alexnet") is True
+    assert calls == ["https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"]
+    assert "found in torch's cache" in capsys.readouterr().out
+
+    def offline(url, target, progress):
+        raise imagenet_module.urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(imagenet_module, "_download", offline)
+    assert imagenet_module.enabled("googlenet") is False
+    message = capsys.readouterr().out
+    assert "the download failed: Name or service not known" in message and "skipped" in message
+
+
+def test_fetch_gets_what_is_missing_and_stops_at_the_first_failure(hub, monkeypatch, capsys):
+    fetched = []
+
+    def fake_download(url, target, progress):
+        if "vgg19" in url:
+            raise imagenet_module.urllib.error.URLError("Name or service not known")
+        fetched.append(target.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"weights")
+
+    monkeypatch.setattr(imagenet_module, "_download", fake_download)
+    assert [p.name for p in imagenet_module.fetch(["alexnet", "googlenet"])] == [
+        "alexnet-owt-7be5be79.pth", "googlenet-1378be20.pth"]
+    printed = capsys.readouterr().out
+    assert "alexnet" in printed and "233 MB" in printed and "googlenet" in printed and "50 MB" in printed
+    imagenet_module.fetch(["alexnet"])
+    assert fetched == ["alexnet-owt-7be5be79.pth", "googlenet-1378be20.pth"]    # cached: not fetched again
+    assert "already in" in capsys.readouterr().out
+    assert imagenet_module.main(["--no-progress"]) == 1                         # alexnet, googlenet cached; vgg19 fails
+    captured = capsys.readouterr()
+    assert "548 MB" in captured.out and "could not download" in captured.err and "vgg19-dcbb9e9d.pth" in captured.err
+
+
+def test_fetch_command_fails_quickly_offline(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "tools" / "fetch_weights.py"
+    # every request goes through a proxy that refuses connections: offline, even on a machine with a network
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
+    env.update(TORCH_HOME=str(tmp_path), http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    start = time.monotonic()
+    child = subprocess.run([sys.executable, str(script), "alexnet"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == 1, child.stderr
+    assert "alexnet-owt-7be5be79.pth" in child.stdout and "233 MB" in child.stdout
+    assert "could not download" in child.stderr and "Traceback" not in child.stderr
+    assert not list(tmp_path.glob("**/*.pth")) and time.monotonic() - start < 60   # the import of torch included
+
+
+def test_genuine_checks_the_hash_in_the_file_name(hub, monkeypatch):
+    import hashlib
+
+    content = b"torchvision's weights"
+    prefix = hashlib.sha256(content).hexdigest()[:8]
+    path = hub / "checkpoints" / f"model-{prefix}.pth"
+    path.parent.mkdir(parents=True)
+    monkeypatch.setattr(imagenet_module, "cached_weights_path", lambda weights: path)
+    assert not imagenet_module.genuine("alexnet")                 # missing
+    path.write_bytes(content)
+    assert imagenet_module.genuine("alexnet")
+    path.write_bytes(b"stand-in weights of the right shapes")
+    assert not imagenet_module.genuine("alexnet")

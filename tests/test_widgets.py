@@ -159,3 +159,100 @@ def test_bad_inputs_give_clear_errors():
         init_explorer(init="orthogonal")
     with pytest.raises(ValueError, match="curvature"):
         optimizer_explorer(curvature=(1.0, -1.0))
+
+
+# --- controls that depend on each other stay in step with the figure ---------------------------------------------
+
+def _two_layer_model():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    # "1": 8 channels, "3": 3 channels
+    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 3, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(3 * 8 * 8, 4)).eval()
+
+
+def _drawn_channel(explorer, axes_index: int) -> tuple[int, int]:
+    """(channel, channel count) as the figure's title says: '<layer> ch <c>/<count>...'."""
+    import re
+
+    title = explorer.figure.axes[axes_index].get_title()
+    found = re.search(r"ch (\d+)/(\d+)", title)
+    assert found, title
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_feature_explorer_channel_slider_shows_the_channel_drawn():
+    pytest.importorskip("ipywidgets")
+    import torch
+
+    explorer = widgets.feature_explorer(_two_layer_model(), torch.rand(2, 1, 12, 12), ["1", "3"], channel=7)
+    image, layer, channel = explorer.widget().children
+    assert channel.value == explorer.values["channel"] == _drawn_channel(explorer, 1)[0] == 7
+    assert (channel.min, channel.max) == (0, 7)
+
+    layer.value = "3"                          # 3 channels: channel 7 wraps around to 1
+    drawn, count = _drawn_channel(explorer, 1)
+    assert (drawn, count) == (1, 3)
+    assert channel.value == explorer.values["channel"] == drawn
+    assert (channel.min, channel.max) == (0, count - 1)   # no slider position beyond the layer's channels
+
+    channel.value = 2
+    assert _drawn_channel(explorer, 1)[0] == channel.value == 2
+    layer.value = "1"                          # back to 8 channels: the range grows again, the channel stays
+    assert (channel.max, channel.value, _drawn_channel(explorer, 1)) == (7, 2, (2, 8))
+    channel.value = 6
+    explorer.redraw(layer="3")                 # a redraw from code moves the controls too
+    assert channel.value == explorer.values["channel"] == _drawn_channel(explorer, 1)[0] == 0
+    explorer.redraw(channel=23)                # 23 on a 3-channel layer: channel 2
+    assert channel.value == explorer.values["channel"] == _drawn_channel(explorer, 1)[0] == 2
+
+
+def test_feature_explorer_moving_a_control_draws_once():
+    pytest.importorskip("ipywidgets")
+    import torch
+
+    explorer = widgets.feature_explorer(_two_layer_model(), torch.rand(2, 1, 12, 12), ["1", "3"], channel=7)
+    draws = []
+    draw = explorer._draw
+    explorer._draw = lambda **values: draws.append(values) or draw(**values)
+    _, layer, channel = explorer.widget().children
+    layer.value = "3"                          # moving the channel slider to what is drawn must not redraw again
+    assert draws == [{"image": 0, "layer": "3", "channel": 1}]
+
+
+def test_dream_explorer_channel_slider_shows_the_channel_drawn():
+    pytest.importorskip("ipywidgets")
+    import torch
+
+    explorer = widgets.dream_explorer(_two_layer_model(), torch.rand(1, 12, 12), ["1", "3"], channel=5,
+                                      octaves=1, steps=1)
+    layer, channel, octaves = explorer.widget().children
+    assert channel.value == _drawn_channel(explorer, 1)[0] == 5 and (channel.min, channel.max) == (-1, 7)
+    layer.value = "3"
+    drawn, count = _drawn_channel(explorer, 1)
+    assert (drawn, count) == (2, 3) and channel.value == explorer.values["channel"] == drawn
+    assert (channel.min, channel.max) == (-1, 2)
+    channel.value = -1                         # the whole layer: no channel in the title
+    assert explorer.values["channel"] == -1 and "ch " not in explorer.figure.axes[1].get_title()
+
+
+def test_explorer_settle_and_ranges_keep_values_and_sliders_together():
+    pytest.importorskip("ipywidgets")
+
+    def draw(n, k):
+        fig = Figure(figsize=(2, 1))
+        fig.subplots().set_title(f"k = {k} of {n}")
+        return fig
+
+    # k must stay below n; asking for more clamps it (no settle: the range alone keeps it in)
+    explorer = Explorer(draw, {"n": 10, "k": 9}, {"n": ("int", 1, 10), "k": ("int", 0, 9)},
+                        ranges=lambda values: {"k": (0, values["n"] - 1)})
+    n, k = explorer.widget().children
+    n.value = 4
+    assert explorer.values == {"n": 4, "k": 3} and (k.value, k.max) == (3, 3)
+    assert explorer.figure.axes[0].get_title() == "k = 3 of 4"
+    second = explorer.widget()                 # every view of the controls is kept in step
+    n.value = 2
+    assert [c.value for c in second.children] == [2, 1] and second.children[1].max == 1
