@@ -11,6 +11,7 @@ from .cam import grad_cam
 from .dream import class_visualization, deepdream, feature_visualization
 from .hooks import activations, capture
 from .integrated import integrated_gradients
+from .invert import invert  # dlviz.invert is the function; "from dlviz.invert import InversionInfo" still works
 from .receptive import receptive_field
 from .smooth import smoothgrad
 from .style import style_transfer, texture_synthesis
@@ -29,7 +30,7 @@ __all__ = [
     "normalized",
     # seeing inside a network
     "activations", "capture", "receptive_field", "saliency", "guided_backprop", "deconvnet", "integrated_gradients",
-    "smoothgrad", "grad_cam", "occlusion", "top_activations",
+    "smoothgrad", "grad_cam", "occlusion", "top_activations", "invert",
     # making images
     "deepdream", "class_visualization", "feature_visualization", "fgsm", "pgd", "lbfgs_attack", "fooling_images",
     "style_transfer", "texture_synthesis",
