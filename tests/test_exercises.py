@@ -30,6 +30,17 @@ def test_no_answer_is_not_yet_and_unknown_key_lists_known():
         ex.get("99.99")
 
 
+@pytest.mark.parametrize("exercise", ex.all_exercises(), ids=lambda e: e.key)
+def test_an_unfinished_answer_is_never_right(exercise):
+    # what a student's cell holds before they write anything: `...`, None, or a function whose body is `...`
+    def stub(*args, **kwargs):
+        ...
+
+    for unfinished in (..., None, stub, float("nan")):
+        verdict = ex.check(exercise.key, unfinished)
+        assert not verdict.ok, f"{exercise.key} accepts the unfinished answer {unfinished!r}"
+
+
 def test_solution_is_hidden_until_revealed():
     exercise = ex.all_exercises()[0]
     shown = ex.solution(exercise.key)

@@ -63,7 +63,6 @@ def main() -> int:
     os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="dlviz-run-notebooks-torch-home-")
     # one torch thread per kernel, as under the tests (conftest.py): the stored numbers and times are CI's
     os.environ.setdefault("DLVIZ_THREADS", "1")
-    os.environ["DLVIZ_IMAGENET"] = "off"   # the stored outputs are those of a machine without ImageNet weights
     failed = 0
     print(f"{'notebook':40s} {'time':>8s} {'peak memory':>12s}")
     for notebook in notebooks:

@@ -57,9 +57,13 @@ def _inception_check(answer):
             "one confident class": torch.eye(10)[[3] * 50] * 0.99 + 0.001}
     for name, probs in sets.items():
         try:
-            got = number(answer(probs.clone()))
+            returned = answer(probs.clone())
         except Exception as error:                                    # noqa: BLE001
             return False, f"on {name} your function raised {error!r}"
+        try:
+            got = number(returned)
+        except ValueError as error:
+            return False, f"on {name}: {error}"
         expected = float(reference(probs))
         if abs(got - expected) > 1e-3 * max(1, expected):
             return False, (f"on {name} expected {expected:.4f}, got {got:.4f}: exp(mean over images of "
