@@ -87,3 +87,28 @@ def model_state(model: nn.Module):
              "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called")
     return ([(name, m.training, {h: dict(getattr(m, h, {})) for h in hooks}) for name, m in model.named_modules()],
             [(name, p.requires_grad) for name, p in model.named_parameters()])
+
+
+class TupleOut(nn.Module):
+    """Wraps a classifier to return (scores, extra), as GoogLeNet in train mode or many hub models do."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x), x.mean()
+
+
+class DictOut(TupleOut):
+    """Returns {"aux": ..., "logits": scores}."""
+
+    def forward(self, x):
+        return {"aux": x.mean(), "logits": self.net(x)}
+
+
+class ObjectOut(TupleOut):
+    """Returns an object with a ``logits`` attribute (as Hugging Face models do)."""
+
+    def forward(self, x):
+        return type("Output", (), {"logits": self.net(x)})()

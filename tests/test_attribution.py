@@ -10,7 +10,7 @@ captum_attr = pytest.importorskip("captum.attr")
 
 import dlviz  # noqa: E402
 from dlviz import deconvnet, guided_backprop, saliency  # noqa: E402
-from relu_models import distinct_twin, make, model_state  # noqa: E402
+from relu_models import DictOut, ObjectOut, TupleOut, distinct_twin, make, model_state  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*backward hook.*")
 warnings.filterwarnings("ignore", message=".*Setting backward hooks.*")
@@ -293,27 +293,6 @@ def test_every_method_follows_the_model_to_the_gpu(call, x):
 
 
 # --- any model: output=, dtype, inference mode, and no silent plain gradient ----------------------------------
-
-class TupleOut(nn.Module):
-    """Returns (scores, extra), as GoogLeNet in train mode or many hub models do."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x), x.mean()
-
-
-class DictOut(TupleOut):
-    def forward(self, x):
-        return {"aux": x.mean(), "logits": self.net(x)}
-
-
-class ObjectOut(TupleOut):
-    def forward(self, x):
-        return type("Output", (), {"logits": self.net(x)})()
-
 
 CLASS_METHODS = {
     "saliency": lambda m, x, **kw: saliency(m, x, TARGET, **kw),

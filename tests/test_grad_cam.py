@@ -9,7 +9,7 @@ from torch import nn
 captum_attr = pytest.importorskip("captum.attr")
 
 from dlviz.cam import grad_cam  # noqa: E402
-from relu_models import make, model_state  # noqa: E402
+from relu_models import TupleOut, make, model_state  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -160,14 +160,6 @@ def test_model_and_images_are_unchanged(x):
 def test_output_argument_picks_the_scores(x):
     model = make("distinct")
 
-    class WithAux(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = model
-
-        def forward(self, images):
-            return self.net(images), images.mean()
-
-    torch.testing.assert_close(grad_cam(WithAux(), x, TARGET, "net.c3", output=0), grad_cam(model, x, TARGET, "c3"))
+    torch.testing.assert_close(grad_cam(TupleOut(model), x, TARGET, "net.c3", output=0), grad_cam(model, x, TARGET, "c3"))
     with pytest.raises(TypeError, match="output="):
-        grad_cam(WithAux(), x, TARGET, "net.c3")
+        grad_cam(TupleOut(model), x, TARGET, "net.c3")

@@ -9,7 +9,7 @@ captum_attr = pytest.importorskip("captum.attr")
 
 from dlviz import integrated  # noqa: E402
 from dlviz.integrated import IntegratedGradientsInfo, integrated_gradients  # noqa: E402
-from relu_models import make, model_state  # noqa: E402
+from relu_models import DictOut, make, model_state  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,16 +127,12 @@ def test_default_batch_is_one_images_path(x):
 
 
 def test_progress_bar_counts_the_passes(x, monkeypatch):
-    bars = []
-    real = integrated.progress_bar
+    from recording_bar import RecordingBar
 
-    def spy(total, desc, enabled=True, **kwargs):
-        bars.append((total, enabled))
-        return real(total, desc, enabled, **kwargs)
-
-    monkeypatch.setattr(integrated, "progress_bar", spy)
+    bar = RecordingBar()
+    monkeypatch.setattr(integrated, "progress_bar", bar)
     integrated_gradients(make("distinct"), x, TARGET, steps=4, batch_size=5, progress=False)
-    assert bars == [(3, False)]  # 12 scaled images, 5 per pass
+    assert [(c["total"], c["enabled"]) for c in bar.calls] == [(3, False)]  # 12 scaled images, 5 per pass
 
 
 def test_float64_model_gets_float64_inputs_and_results_follow_x(x):
@@ -198,19 +194,11 @@ def test_single_image_gives_chw_and_scalar_info(x):
 def test_tuple_output_with_output_argument(x):
     model = make("distinct")
 
-    class TwoHeads(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = model
-
-        def forward(self, images):
-            return {"aux": images.mean(), "logits": self.net(images)}
-
     expected = integrated_gradients(model, x, TARGET, steps=4, progress=False)
-    torch.testing.assert_close(integrated_gradients(TwoHeads(), x, TARGET, steps=4, output="logits",
+    torch.testing.assert_close(integrated_gradients(DictOut(model), x, TARGET, steps=4, output="logits",
                                                     progress=False), expected)
     with pytest.raises(TypeError, match="output="):
-        integrated_gradients(TwoHeads(), x, TARGET, steps=4, progress=False)
+        integrated_gradients(DictOut(model), x, TARGET, steps=4, progress=False)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

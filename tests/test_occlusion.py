@@ -6,7 +6,8 @@ captum_attr = pytest.importorskip("captum.attr")
 
 from dlviz import occlusion  # noqa: E402
 from dlviz.occlude import window_starts  # noqa: E402
-from relu_models import make, model_state  # noqa: E402
+from recording_bar import RecordingBar  # noqa: E402
+from relu_models import DictOut, TupleOut, make, model_state  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -162,22 +163,6 @@ def test_windows_that_change_no_pixel_are_not_evaluated():
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-class TupleOut(torch.nn.Module):
-    """Returns (scores, features), as GoogLeNet in train mode or many hub models do."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x), x.mean()
-
-
-class DictOut(TupleOut):
-    def forward(self, x):
-        return {"aux": x.mean(), "logits": self.net(x)}
-
-
 def test_output_picks_the_scores_of_tuple_and_dict_models(x):
     model = make("inplace")
     expected = occlusion(model, x, 1, window=4, progress=False)
@@ -227,24 +212,6 @@ def test_a_model_that_changes_its_input_in_place_cannot_reach_the_caller(x):
 class Shift(torch.nn.Module):
     def forward(self, x):
         return x - 0.5
-
-
-class RecordingBar:
-    """Stands in for dlviz's progress_bar: records the total, the updates and whether it was enabled."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, total, desc, enabled=True, **kwargs):
-        import contextlib
-
-        record = {"total": total, "desc": desc, "enabled": enabled, "updates": 0}
-        self.calls.append(record)
-
-        class Bar:
-            def update(self, n=1):
-                record["updates"] += n
-        return contextlib.nullcontext(Bar())
 
 
 def test_progress_bar_over_the_forward_passes(x, monkeypatch):

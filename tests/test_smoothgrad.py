@@ -201,16 +201,12 @@ def test_output_argument_picks_the_scores_of_dlviz_bases(x):
 
 
 def test_progress_bar_counts_the_samples(x, monkeypatch):
-    bars = []
-    real = smooth.progress_bar
+    from recording_bar import RecordingBar
 
-    def spy(total, desc, enabled=True, **kwargs):
-        bars.append((total, enabled))
-        return real(total, desc, enabled, **kwargs)
-
-    monkeypatch.setattr(smooth, "progress_bar", spy)
+    bar = RecordingBar()
+    monkeypatch.setattr(smooth, "progress_bar", bar)
     smoothgrad(make("distinct"), x, TARGET, samples=3, progress=False)
-    assert bars == [(3, False)]
+    assert [(c["total"], c["enabled"]) for c in bar.calls] == [(3, False)]
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

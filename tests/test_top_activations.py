@@ -231,7 +231,7 @@ def test_numpy_ints_are_sizes(images):
 
 def test_progress_bar_on_by_default(images, monkeypatch):
     from dlviz import top_inputs
-    from test_occlusion import RecordingBar
+    from recording_bar import RecordingBar
 
     bar = RecordingBar()
     monkeypatch.setattr(top_inputs, "progress_bar", bar)
