@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 
-__all__ = ["as_image_batch", "restore_batch", "check_targets", "check_number"]
+__all__ = ["as_image_batch", "restore_batch", "check_targets", "check_number", "as_int", "check_count"]
 
 
 def as_image_batch(x, name: str = "x", *, check_range: bool = True, channels: tuple[int, ...] | None = None,
@@ -90,3 +91,23 @@ def check_number(value, name: str, kind=float, allow_zero: bool = False):
         raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
                          f"{'int' if kind is int else 'number'}, got {value!r}")
     return value
+
+
+def as_int(value) -> int | None:
+    """``value`` as an int when it is an integer -- a Python or NumPy int -- else None (bools and floats, even 4.0,
+    are not integers here)."""
+    if isinstance(value, (bool, float)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def check_count(value, name: str, minimum: int = 1, what: str | None = None) -> int:
+    """``value`` as an int >= ``minimum`` (NumPy ints accepted), else ValueError saying
+    "``name`` must be ``what``" (default: "an int >= minimum")."""
+    number = as_int(value)
+    if number is None or number < minimum:
+        raise ValueError(f"{name} must be {what or f'an int >= {minimum}'}, got {value!r}")
+    return number

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._model import gradients_on, model_input, select_scores, to_caller
-from ._validate import check_targets
+from ._validate import check_count, check_targets
 from .fooling import FoolingInfo, fooling_images
 from .hooks import preserved
 
@@ -64,12 +64,6 @@ def _check_step(value, name: str) -> float:
     if value > 1:
         raise ValueError(f"{name} is in pixel units of [0, 1] images (8/255 means 8 grey levels), got {value}; "
                          f"did you mean {value:g}/255?")
-    return value
-
-
-def _check_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
 
 
@@ -166,7 +160,7 @@ def pgd(model: nn.Module, x: torch.Tensor, labels, eps: float, alpha: float | No
         (torch.Size([1, 3, 2, 2]), True)
     """
     eps = _check_step(eps, "eps")
-    _check_count(steps, "steps", 0)
+    check_count(steps, "steps", 0)
     alpha = _check_step(2.5 * eps / max(steps, 1) if alpha is None else alpha, "alpha")
     with gradients_on(), preserved(model):
         images, single, dtype = _start(model, x)
@@ -230,8 +224,8 @@ def lbfgs_attack(model: nn.Module, x: torch.Tensor, labels, *, c: float = 1.0, s
 
     if isinstance(c, bool) or not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0):
         raise ValueError(f"c must be a positive number, got {c!r}")
-    _check_count(search_steps, "search_steps", 1)
-    _check_count(max_iter, "max_iter", 1)
+    check_count(search_steps, "search_steps", 1)
+    check_count(max_iter, "max_iter", 1)
     with gradients_on(), preserved(model):
         images, single, dtype = _start(model, x)
         n, shape, device = len(images), images.shape, images.device

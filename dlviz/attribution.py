@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from ._model import class_scores, gradients_on, model_input, to_caller
-from ._validate import check_targets
+from ._validate import as_int, check_targets
 from .hooks import capture, preserved, relu_backward
-from .occlude import _integer, occlusion
+from .occlude import occlusion
 from .receptive import receptive_field
 from .top_inputs import top_activations
 
@@ -218,7 +218,7 @@ def _selection_mask(act: torch.Tensor, channel: int | None, max_only: bool, name
     keep = torch.zeros_like(act)
     given = channel
     if channel is not None:
-        channel = _integer(channel)
+        channel = as_int(channel)
         if channel is None or not 0 <= channel < channels:
             raise ValueError(f"channel must be an int in [0, {channels - 1}] for layer {name!r} "
                              f"(output shape {tuple(act.shape)}), got {given!r}")

@@ -24,7 +24,6 @@ import contextlib
 import gzip
 import hashlib
 import http.client
-import numbers
 import os
 import shutil
 import urllib.error
@@ -34,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from ._validate import as_int
 
 __all__ = ["mnist", "fashion_mnist", "tiny_shakespeare", "sample_image", "data_root", "tensors",
            "DataNotFoundError", "ChecksumError", "SKIMAGE_IMAGES", "PAINTINGS"]
@@ -324,7 +325,7 @@ def tensors(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tens
     """
     if not hasattr(dataset, "data") or not hasattr(dataset, "targets"):
         raise TypeError(f"expected a torchvision MNIST-style dataset with .data and .targets, got {type(dataset).__name__}")
-    if limit is not None and (not _is_int(limit) or limit < 1):
+    if limit is not None and (as_int(limit) is None or limit < 1):
         raise ValueError(f"limit must be a positive int (how many items to keep from the start) or None for all, "
                          f"got {limit!r}")
     data, targets = dataset.data[:limit], torch.as_tensor(dataset.targets[:limit])
@@ -434,17 +435,12 @@ def sample_image(name: str, size: int | tuple[int, int] | None = None, root=None
         raise ValueError(f"unknown sample image {name!r}.{hint} Known images: {', '.join(known)}")
     if size is None:
         return image
-    if _is_int(size):
+    if as_int(size) is not None:
         if size <= 0:
             raise ValueError(f"size must be positive, got {size}")
         w, h = image.size
         scale = size / min(w, h)
         return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
-    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(s) and s > 0 for s in size):
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(as_int(s) is not None and s > 0 for s in size):
         raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
     return image.resize((int(size[1]), int(size[0])), Image.Resampling.BICUBIC)
-
-
-def _is_int(value) -> bool:
-    """An integer that is not a bool (``True`` is an int to Python, never a size or a count here)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

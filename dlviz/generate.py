@@ -19,7 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._model import model_input
 from ._progress import progress_bar
+from .hooks import model_device, preserved
 
 __all__ = ["Generator", "Discriminator", "train_gan", "GanHistory", "sample_quality", "SampleQuality",
            "transform_digits", "ReverseRenderer", "save_generator", "load_generator"]
@@ -149,7 +151,7 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, x: torch.Tensor, *
     if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
         raise ValueError(f"expected real images of shape (N, 1, 28, 28), got {tuple(x.shape)}")
     rng = generator_rng if generator_rng is not None else torch.Generator().manual_seed(0)
-    device = next(generator.parameters()).device
+    device = model_device(generator)
     if init:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2 ** 31, (1,), generator=rng)))
@@ -226,7 +228,7 @@ def sample_quality(classifier: nn.Module, x: torch.Tensor, batch_size: int = 500
     A small "inception score" (Salimans et al. 2016) computed with a course classifier instead of Inception:
     exp of the mean KL divergence between each image's predicted distribution p(y|x) and their average p(y). It is
     high when every image is classified confidently (p(y|x) peaked) and the classes are spread (p(y) flat). The
-    classifier's mode is restored.
+    classifier's modes (per module) are restored, and ``x`` is not handed to it (it sees a copy).
 
     Example:
         >>> import torch
@@ -237,14 +239,9 @@ def sample_quality(classifier: nn.Module, x: torch.Tensor, batch_size: int = 500
         >>> noise.inception_score < 2
         True
     """
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        device = next(classifier.parameters()).device
-        probs = torch.cat([F.softmax(classifier(chunk.to(device)).float(), dim=1).cpu()
-                           for chunk in x.split(batch_size)])
-    finally:
-        classifier.train(was_training)
+    with preserved(classifier), torch.no_grad():
+        images, _ = model_input(classifier, x)     # a copy in the classifier's device and dtype
+        probs = torch.cat([F.softmax(classifier(chunk).float(), dim=1).cpu() for chunk in images.split(batch_size)])
     marginal = probs.mean(0)
     kl = (probs * (probs.clamp_min(1e-12).log() - marginal.clamp_min(1e-12).log())).sum(1)
     counts = torch.bincount(probs.argmax(1), minlength=probs.shape[1])

@@ -21,7 +21,7 @@ from torch import nn
 
 from ._model import class_scores, gradients_on, model_input, to_caller
 from ._progress import progress_bar
-from ._validate import check_number, check_targets
+from ._validate import check_count, check_number, check_targets
 from .hooks import preserved, relu_backward
 
 __all__ = ["integrated_gradients", "IntegratedGradientsInfo", "METHODS"]
@@ -120,8 +120,7 @@ def path_points(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     least = 1 if method == "gausslegendre" else 2
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < least:
-        raise ValueError(f"steps must be an int >= {least} for method={method!r}, got {steps!r}")
+    steps = check_count(steps, "steps", least, what=f"an int >= {least} for method={method!r}")
     if method == "gausslegendre":
         nodes, node_weights = np.polynomial.legendre.leggauss(steps)
         return 0.5 * (1 + nodes), 0.5 * node_weights  # from [-1, 1] to [0, 1]

@@ -40,7 +40,7 @@ from torch import nn
 
 from ._model import gradients_on, model_dtype, model_input, to_caller
 from ._progress import progress_bar
-from ._validate import as_image_batch, check_number
+from ._validate import as_image_batch, as_int, check_count, check_number
 from .hooks import capture, preserved, resolve_layer
 
 __all__ = ["invert", "InversionInfo", "alpha_prior", "tv_prior"]
@@ -67,11 +67,9 @@ class InversionInfo:
 
 
 def _check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int):
+    if as_int(steps) is None:
         raise TypeError(f"steps must be an int >= 1, got {steps!r} ({type(steps).__name__})")
-    if steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    return steps
+    return check_count(steps, "steps")
 
 
 def _check_at_least(value, name: str, low: float) -> float:

@@ -10,7 +10,6 @@ each pixel the mean drop over the windows that covered it.
 from __future__ import annotations
 
 import math
-import operator
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +17,7 @@ from torch import nn
 
 from ._model import model_input, select_scores, to_caller
 from ._progress import progress_bar
-from ._validate import check_targets
+from ._validate import check_count, check_targets
 from .hooks import preserved
 
 __all__ = ["occlusion", "window_starts"]
@@ -27,31 +26,13 @@ _BATCH_ELEMENTS = 1 << 21  # pixels x channels per forward pass by default (8 Mi
 _CHANNELS_LAST_PIXELS = 96 * 96  # images at least this large use the channels-last layout
 
 
-def _integer(value) -> int | None:
-    """``value`` as an int if it is an integer (numpy ints too), else None (floats, even 4.0, and bools)."""
-    if isinstance(value, (bool, float)):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-def _count(value, name: str, what: str = "a positive int") -> int:
-    """``value`` as a positive int, else ValueError naming ``name`` and saying ``what`` was expected."""
-    number = _integer(value)
-    if number is None or number < 1:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return number
-
-
 def _pair(value, name: str) -> tuple[int, int]:
     what = "a positive int or a pair (height, width) of positive ints"
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2:
         raise ValueError(f"{name} must be {what}, got {value!r}")
     try:
-        return tuple(_count(v, name, what) for v in pair)
+        return tuple(check_count(v, name, what=what) for v in pair)
     except ValueError:
         raise ValueError(f"{name} must be {what}, got {value!r}") from None
 
@@ -125,7 +106,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target, *, window, stride=None,
     if score not in ("prob", "logit"):
         raise ValueError(f"score must be 'prob' or 'logit', got {score!r}")
     if batch_size is not None:
-        batch_size = _count(batch_size, "batch_size", "a positive int or None")
+        batch_size = check_count(batch_size, "batch_size", what="a positive int or None")
 
     windows = _Windows(batch, (wh, ww), (sh, sw))
     fill = _baseline(baseline, batch)

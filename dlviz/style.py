@@ -28,7 +28,6 @@ adds a :class:`StyleInfo` (losses at every evaluation, time, pixel range).
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from torch.nn.utils import skip_init
 
 from ._model import gradients_on, model_dtype, to_caller
 from ._progress import progress_bar
-from ._validate import as_image_batch
+from ._validate import as_image_batch, as_int, check_count, check_number
 from .hooks import model_device, preserved
 
 __all__ = ["VGGFeatures", "vgg19_features", "gram_matrix", "StyleLoss", "StyleInfo", "style_transfer",
@@ -239,16 +238,6 @@ class StyleInfo:
     range: tuple[float, float]
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_steps(steps) -> int:
-    if not _is_int(steps) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    return int(steps)
-
-
 def _smallest_size(extractor: VGGFeatures, layers) -> int:
     """The smallest image side (in pixels) that ``extractor`` can run up to the deepest of ``layers``.
 
@@ -275,7 +264,7 @@ def _check_size(size, name: str, smallest: int, pair: bool) -> tuple[int, ...]:
     """``size`` (an int, or (height, width) when ``pair``) as a tuple of ints >= ``smallest``."""
     sides = tuple(size) if pair and isinstance(size, (tuple, list)) else (size,)
     expected = "an int or a (height, width) pair of ints" if pair else "an int (the shorter side in pixels)"
-    if len(sides) not in ((1, 2) if pair else (1,)) or not all(_is_int(side) for side in sides):
+    if len(sides) not in ((1, 2) if pair else (1,)) or not all(as_int(side) is not None for side in sides):
         raise TypeError(f"{name} must be {expected}, got {size!r}")
     if min(sides) < smallest:
         raise ValueError(f"{name} must be at least {smallest} pixels for these layers (each pooling layer halves the "
@@ -433,12 +422,6 @@ def _optimize(loss: StyleLoss, x: torch.Tensor, steps: int, progress: bool, desc
     return x.detach().clamp(0, 1), history
 
 
-def _check_weight(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return float(value)
-
-
 def _info(history: dict, extractor: VGGFeatures, start: float) -> StyleInfo:
     return StyleInfo(loss=history["loss"], style=history["style"], content=history["content"],
                      extractor=extractor.description, seconds=time.perf_counter() - start, range=history["range"])
@@ -486,9 +469,9 @@ def style_transfer(x, style, *, steps: int = 100, content_weight: float = 1.0, s
         (torch.Size([3, 32, 32]), 'VGG-19 with random weights (He initialization, seed 0)')
     """
     extractor = _default_extractor(extractor, "style_transfer")
-    content_weight = _check_weight(content_weight, "content_weight")
-    style_weight = _check_weight(style_weight, "style_weight")
-    steps = _check_steps(steps)
+    content_weight = float(check_number(content_weight, "content_weight", allow_zero=True))
+    style_weight = float(check_number(style_weight, "style_weight", allow_zero=True))
+    steps = check_count(steps, "steps", 0)
     if init not in ("content", "noise"):
         raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
     layers = extractor._check(style_layers) + extractor._check(content_layer)
@@ -550,7 +533,7 @@ def texture_synthesis(style, *, size: int | tuple[int, int] = 128, steps: int = 
         (torch.Size([3, 32, 48]), torch.float32)
     """
     extractor = _default_extractor(extractor, "texture_synthesis")
-    steps = _check_steps(steps)
+    steps = check_count(steps, "steps", 0)
     layers = extractor._check(style_layers)
     if not layers:
         raise ValueError("style_layers must name at least one layer")

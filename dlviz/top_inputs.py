@@ -14,9 +14,8 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from ._model import model_input
 from ._progress import progress_bar
-from ._validate import as_image_batch
+from ._validate import as_image_batch, as_int, check_count
 from .hooks import capture, preserved, resolve_layer
-from .occlude import _count, _integer
 from .receptive import receptive_field
 
 __all__ = ["top_activations", "TopActivations", "crop"]
@@ -104,8 +103,8 @@ def top_activations(model: nn.Module, layer, dataset, *, channel: int | None = N
     """
     name, _ = resolve_layer(model, layer)
     source = _source(dataset, batch_size)
-    k = _count(k, "k", f"an int in [1, {source.size}] (the number of images)" if source.size
-               else "a positive int")
+    k = check_count(k, "k", what=f"an int in [1, {source.size}] (the number of images)" if source.size
+                    else "a positive int")
     if source.size is not None and k > source.size:
         raise ValueError(f"k must be an int in [1, {source.size}] (the number of images), got {k!r}")
     best_values = best_indices = best_positions = None
@@ -168,7 +167,7 @@ def _check_layer_output(cap, name, act):
 
 
 def _check_channel(channel, act, name) -> int:
-    index = _integer(channel)
+    index = as_int(channel)
     if index is None or not 0 <= index < act.shape[1]:
         raise ValueError(f"channel must be an int in [0, {act.shape[1] - 1}] for layer {name!r} "
                          f"(output shape {tuple(act.shape[1:])} per image), got {channel!r}")
@@ -195,7 +194,7 @@ class _Images:
 
     def __init__(self, dataset, batch_size):
         self.dataset = dataset
-        self.batch_size = _DEFAULT_BATCH if batch_size is None else _count(batch_size, "batch_size")
+        self.batch_size = _DEFAULT_BATCH if batch_size is None else check_count(batch_size, "batch_size", what="a positive int")
         self.size = _length(dataset)
         self.batches = -(-self.size // self.batch_size)
 

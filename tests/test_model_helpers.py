@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dlviz._model import class_scores, gradients_on, model_dtype, model_input, select_scores, to_caller
-from dlviz._validate import check_targets
+from dlviz._validate import as_int, check_count, check_targets
 
 Output = namedtuple("Output", "logits aux")
 
@@ -76,3 +76,13 @@ def test_gradients_on_works_inside_inference_mode():
 def test_empty_targets_are_rejected():
     with pytest.raises(ValueError, match="empty"):
         check_targets([], 2)
+
+
+def test_integers_are_python_or_numpy_ints_never_bools_or_floats():
+    np = pytest.importorskip("numpy")
+    assert as_int(3) == 3 and as_int(np.int64(3)) == 3
+    assert as_int(True) is None and as_int(3.0) is None and as_int("3") is None
+    assert check_count(np.int32(2), "k") == 2 and check_count(0, "steps", 0) == 0
+    for bad in (0, -1, 2.0, True, None):
+        with pytest.raises(ValueError, match=r"k must be an int >= 1, got"):
+            check_count(bad, "k")
