@@ -22,9 +22,9 @@ NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 
 # notebook -> (the torchvision model whose DEFAULT weights it uses, a line its pretrained section prints)
 SECTIONS = {
-    "06_visualizing_convnets.ipynb": ("alexnet", "explaining '"),
-    "07_deepdream.ipynb": ("googlenet", "inception4c objective raised"),
-    "09_style_transfer.ipynb": ("vgg19", "colour distance to the wave"),
+    "08_visualizing_convnets.ipynb": ("alexnet", "explaining '"),
+    "11_deepdream.ipynb": ("googlenet", "inception4c objective raised"),
+    "13_style_transfer.ipynb": ("vgg19", "colour distance to the wave"),
 }
 
 

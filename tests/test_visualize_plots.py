@@ -1,4 +1,4 @@
-"""The figures of notebook 06: filter mosaics, heatmap overlays, attribution grids and the feature explorer."""
+"""The figures of notebook 08: filter mosaics, heatmap overlays, attribution grids and the feature explorer."""
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest

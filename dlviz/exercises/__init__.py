@@ -108,7 +108,7 @@ def _load_all():
 
 
 def all_exercises() -> list[Exercise]:
-    """Every registered exercise (:class:`Exercise`), in notebook order ("01.1", "01.2", ..., "09.4").
+    """Every registered exercise (:class:`Exercise`), in notebook order ("01.1", "01.2", ..., "13.4").
 
     Example:
         >>> from dlviz.exercises import all_exercises

@@ -1,321 +1,177 @@
-"""Exercises of notebook 08 (adversarial and fooling images).
-
-Exercises 1-3 ask for a function: the check runs it on linear models and images it makes up (seeded) and compares
-with the exact answer, so any correct way of writing it passes. Exercises 4-5 use :func:`linear_model`, a softmax
-regression on MNIST that every call trains again, identically.
-"""
-import functools
-
+"""Exercises of notebook 08 (visualizing and understanding convnets)."""
 from . import register
-from ._answers import number
+from ._answers import number, square_side
 
 
-@functools.lru_cache(maxsize=1)
-def linear_model():
-    """A softmax regression on 28 x 28 MNIST digits (``nn.Sequential(nn.Flatten(), nn.Linear(784, 10))``), trained
-    like section 3's 28-pixel model: one pass with Adam (lr 3e-3, batches of 50) over 10,000 digits of the training
-    split, seed 0. About 89% accuracy on the validation split. The same model on every call."""
+def _as_tensor(answer):
     import torch
-    import torch.nn.functional as F
+
+    return torch.as_tensor(answer, dtype=torch.float32).detach().cpu()
+
+
+# --- 06.1 the saliency of a linear model is its weights ---------------------------------------------------------
+
+def _linear_model():
+    import torch
     from torch import nn
+
+    with torch.random.fork_rng():          # the caller's random state is left as it was
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+
+
+def _linear_saliency_solution():
+    model = _linear_model()
+    # score_3(x) = w_3 . x + b_3, so its gradient with respect to x is w_3, whatever the image
+    return model[1].weight.detach()[3].view(1, 28, 28).clone()
+
+
+def _linear_saliency_check(answer):
+    import torch
+
+    expected = _linear_model()[1].weight.detach()[3].view(1, 28, 28)
+    a = _as_tensor(answer)
+    if a.numel() != 28 * 28:
+        return False, f"expected 784 numbers (shape (1, 28, 28)), got shape {tuple(a.shape)}"
+    a = a.reshape(1, 28, 28)
+    if torch.allclose(a, expected, rtol=1e-4, atol=1e-6):
+        return True, ("the score of class 3 is w_3 . x + b_3, so its gradient is the weight row w_3 (reshaped to "
+                      "28 x 28), the same for every image")
+    if torch.allclose(a, expected.abs(), rtol=1e-4, atol=1e-6):
+        return False, "these are the absolute values |w_3|: the signed saliency keeps the weights' signs"
+    if torch.allclose(a, -expected, rtol=1e-4, atol=1e-6):
+        return False, "the sign is flipped: the gradient of the score is +w_3"
+    return False, ("not the weight row of class 3 (linear[1].weight[3]); the gradient of w . x + b with respect to x "
+                   "is w")
+
+
+register("08.1", "Saliency of a linear model", check=_linear_saliency_check, solution=_linear_saliency_solution,
+         wrong=[_linear_saliency_solution().abs(), -_linear_saliency_solution(), __import__("torch").zeros(1, 28, 28)])
+
+
+# --- 06.2 receptive field of a unit of LeNet's last pooling layer ----------------------------------------------
+
+def _receptive_field_solution():
+    # walk up the layers: a k x k window on a map whose units step `jump` pixels apart adds (k - 1) x jump pixels
+    size, jump = 1, 1
+    for kernel, stride in [(5, 1), (2, 2), (5, 1), (2, 2)]:      # conv1, pool1, conv2, pool2
+        size += (kernel - 1) * jump
+        jump *= stride
+    return size                                                  # 1 + 4 + 1 + 4 x 2 + 1 x 2 = 16
+
+
+def _receptive_field_check(answer):
+    value = square_side(answer)
+    if value == 16:
+        return True, ("16 x 16 pixels: 5 (conv1) + 1 (pool1) + 4 x 2 (conv2, on a map whose units are 2 pixels "
+                      "apart) + 1 x 2 (pool2, on conv2's map, also 2 pixels apart)")
+    if value == 14:
+        return False, "14 is the receptive field of conv2 (features.3); the 2x2 pool after it widens it further"
+    if value == 18:
+        return False, ("close: pool2's window adds one step of the map it pools (conv2's, whose units are 2 pixels "
+                       "apart), not of its own output")
+    return False, f"{answer!r} pixels is not it; add (kernel - 1) x (the input map's step in pixels) layer by layer"
+
+
+register("08.2", "Receptive field of a pooled unit", check=_receptive_field_check, solution=_receptive_field_solution,
+         wrong=[14, 18, 28, (14, 14)])
+
+
+# --- 06.3 how much of the saliency is on or next to the ink -----------------------------------------------------
+
+def _near_ink_shares():
+    import torch.nn.functional as F
 
     import dlviz
+    from dlviz import zoo
 
-    train_X, train_y = dlviz.data.tensors(dlviz.data.mnist(train=True))
-    (x_tr, y_tr), _ = dlviz.data.train_val_split(train_X, train_y, val=10_000, seed=0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        order = torch.randperm(10_000, generator=torch.Generator().manual_seed(0))
-        for start in range(0, 10_000, 50):
-            idx = order[start:start + 50]
-            loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval()
+    x, y = dlviz.data.tensors(dlviz.data.mnist(train=False), limit=100)
+    lenet = zoo.load("lenet_mnist")
+    ink = x > 0.3
+    near = F.max_pool2d(ink.float(), 3, stride=1, padding=1) > 0          # the ink, grown by one pixel
+    a = dlviz.saliency(lenet, x, y).flatten(1)
+    return float(((a * near.flatten(1)).sum(1) / a.sum(1)).mean()), float(((a * ink.flatten(1)).sum(1) / a.sum(1)).mean()), \
+        float(near.flatten(1).float().mean())
 
 
-def _cases(seed, n=6, d=30, classes=5):
-    """Made-up linear classifiers and images in [0, 1] (some pixels at 0 or 1, so that clipping matters)."""
-    import torch
+def _near_ink_solution():
+    import torch.nn.functional as F
 
-    g = torch.Generator().manual_seed(seed)
-    W = torch.randn(classes, d, generator=g)
-    b = torch.randn(classes, generator=g)
-    x = torch.rand(n, d, generator=g)
-    x[:, : d // 3] = (x[:, : d // 3] > 0.5).float()
-    y = torch.randint(0, classes, (n,), generator=g)
-    return W, b, x, y
+    import dlviz
+    from dlviz import zoo
 
-
-def _call(function, *args):
-    import torch
-
-    out = function(*args)
-    return torch.as_tensor(out, dtype=torch.float64).detach()
+    x, y = dlviz.data.tensors(dlviz.data.mnist(train=False), limit=100)    # test digits 0..99
+    lenet = zoo.load("lenet_mnist")
+    near = F.max_pool2d((x > 0.3).float(), 3, stride=1, padding=1) > 0     # ink pixels and their 8 neighbours
+    a = dlviz.saliency(lenet, x, y).flatten(1)                             # |gradient| of the true class's score
+    return float(((a * near.flatten(1)).sum(1) / a.sum(1)).mean())
 
 
-# --- 08.1 FGSM on a linear model, by hand -----------------------------------------------------------------------
+def _near_ink_check(answer):
+    near, on_ink, area = _near_ink_shares()
+    value = number(answer)
+    if abs(value - near) < 0.01:
+        return True, (f"{near:.1%} of the saliency lies on the ink or next to it, on {area:.0%} of the pixels; "
+                      f"on the ink alone it is {on_ink:.1%}")
+    if abs(value - on_ink) < 0.01:
+        return False, f"{value:.1%} is the share on the ink alone; grow the ink mask by one pixel first"
+    if abs(value - area) < 0.01:
+        return False, f"{value:.1%} is the share of pixels near the ink (the chance level), not of the saliency"
+    if abs(value - 100 * near) < 1:
+        return False, "give a fraction between 0 and 1, not a percentage"
+    return False, (f"expected the mean over test digits 0..99 of each map's share near the ink (about "
+                   f"{near:.2f} within 0.01), got {value:.3f}")
 
 
-def _fgsm_linear_solution():
-    import torch
-
-    def fgsm_linear(W, b, x, y, eps):
-        # the gradient of the cross-entropy of softmax(x W^T + b) with respect to x is (p - onehot(y)) W
-        p = torch.softmax(x @ W.T + b, dim=1)
-        grad = (p - torch.nn.functional.one_hot(y, W.shape[0]).to(p.dtype)) @ W
-        return (x + eps * grad.sign()).clamp(0, 1)
-
-    return fgsm_linear
+register("08.3", "Saliency next to the ink", check=_near_ink_check, solution=_near_ink_solution,
+         wrong=[0.29, 0.27, 52.0, 1.0])
 
 
-def _fgsm_linear_check(answer):
+# --- 06.4 occlusion by hand ----------------------------------------------------------------------------------
+
+def _tiny_problem():
     import torch
     from torch import nn
 
-    from dlviz.adversarial import fgsm
-
-    if not callable(answer):
-        return False, "expected a function fgsm_linear(W, b, x, y, eps) that returns the FGSM images, shape (N, D)"
-    for seed, eps in ((0, 0.1), (1, 0.25), (2, 0.03)):
-        W, b, x, y = _cases(seed)
-        model = nn.Sequential(nn.Flatten(), nn.Linear(W.shape[1], W.shape[0]))
-        with torch.no_grad():
-            model[1].weight.copy_(W)
-            model[1].bias.copy_(b)
-        expected = fgsm(model, x.view(len(x), 1, 1, -1), y, eps).view(len(x), -1).double()
-        got = _call(answer, W.clone(), b.clone(), x.clone(), y.clone(), eps)
-        if got.shape != expected.shape:
-            return False, f"expected images of shape {tuple(expected.shape)} (one row per image), got {tuple(got.shape)}"
-        if got.min() < -1e-9 or got.max() > 1 + 1e-9:
-            return False, "some pixels leave [0, 1]: FGSM clips the stepped image back into the valid range"
-        if not torch.allclose(got, expected, atol=1e-5):
-            xd = x.double()
-            p = torch.softmax(xd @ W.double().T + b.double(), dim=1)
-            grad = (p - torch.nn.functional.one_hot(y, W.shape[0]).double()) @ W.double()
-            if torch.allclose(got, (xd - eps * grad.sign()).clamp(0, 1), atol=1e-5):
-                return False, "the step goes the wrong way: FGSM moves x *up* the gradient of the loss of the true class"
-            if torch.allclose(got, (xd + eps * grad).clamp(0, 1), atol=1e-5):
-                return False, ("this steps along the gradient itself: FGSM steps by eps times its *sign*, so every "
-                               "pixel that is not clipped moves by exactly eps")
-            return False, (f"on a test case with eps = {eps} the images differ from dlviz.fgsm's by up to "
-                           f"{float((got - expected).abs().max()):.3g}")
-    return True, ("matches dlviz.fgsm on three made-up linear classifiers: the gradient (softmax(Wx + b) - e_y)^T W "
-                  "needs no autograd for a linear model, and its sign is the whole attack")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        tiny = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x = torch.arange(16.0).view(1, 1, 4, 4) / 15
+    return tiny, x
 
 
-register("08.1", "FGSM on a linear model, by hand", check=_fgsm_linear_check, solution=_fgsm_linear_solution,
-         wrong=[lambda W, b, x, y, eps: x + eps * ((torch_softmax(x @ W.T + b) - onehot(y, W)) @ W).sign(),
-                lambda W, b, x, y, eps: (x - eps * ((torch_softmax(x @ W.T + b) - onehot(y, W)) @ W).sign()).clamp(0, 1),
-                lambda W, b, x, y, eps: (x + eps * ((torch_softmax(x @ W.T + b) - onehot(y, W)) @ W)).clamp(0, 1),
-                "x + eps * sign(grad)"])
-
-
-def torch_softmax(scores):
-    import torch
-    return torch.softmax(scores, dim=1)
-
-
-def onehot(y, W):
-    import torch
-    return torch.nn.functional.one_hot(y, W.shape[0]).float()
-
-
-# --- 08.2 The smallest eps that changes a linear model's answer ---------------------------------------------------
-
-
-def _min_eps_solution():
+def _occlusion_solution():
     import torch
 
-    def min_eps(W, b, x, y):
-        # moving every pixel by at most eps changes s_y - s_j by at most eps * ||w_y - w_j||_1 (dual norm of L-inf)
-        scores = x @ W.T + b
-        margins = scores.gather(1, y[:, None]) - scores              # (N, classes), s_y - s_j
-        l1 = (W[y][:, None, :] - W[None, :, :]).abs().sum(2)         # (N, classes), ||w_y - w_j||_1
-        ratio = margins / l1
-        ratio[torch.arange(len(y)), y] = float("inf")                # j = y is not another answer
-        return ratio.min(1).values
-
-    return min_eps
-
-
-def _min_eps_reference(W, b, x, y, norm):
-    import torch
-    W, b, x = W.double(), b.double(), x.double()
-    scores = x @ W.T + b
-    margins = scores.gather(1, y[:, None]) - scores
-    size = (W[y][:, None, :] - W[None, :, :]).norm(p=norm, dim=2)
-    ratio = margins / size
-    ratio[torch.arange(len(y)), y] = float("inf")
-    return ratio.min(1).values
-
-
-def _min_eps_check(answer):
-    import torch
-
-    if not callable(answer):
-        return False, "expected a function min_eps(W, b, x, y) that returns one eps per image, shape (N,)"
-    for seed in (3, 4, 5):
-        W, b, x, y = _cases(seed)
-        with torch.no_grad():
-            scores = x @ W.T + b
-        y = scores.argmax(1)                                          # images the model gets right
-        expected = _min_eps_reference(W, b, x, y, 1)
-        got = _call(answer, W.clone(), b.clone(), x.clone(), y.clone()).reshape(-1)
-        if got.shape != expected.shape:
-            return False, f"expected one eps per image, shape {tuple(expected.shape)}, got {tuple(got.shape)}"
-        if torch.allclose(got, expected, rtol=1e-4, atol=1e-7):
-            continue
-        if torch.allclose(got, _min_eps_reference(W, b, x, y, 2), rtol=1e-4):
-            return False, ("this divides by the L2 norm of w_y - w_j: the budget is on the largest pixel change "
-                           "(L-infinity), whose worst case is eps * ||w_y - w_j||_1, the L1 norm")
-        if torch.allclose(got, 255 * expected, rtol=1e-4):
-            return False, "these are grey levels: return eps in pixel units (divide by 255)"
-        return False, f"for made-up test case {seed} expected {[round(v, 4) for v in expected.tolist()]}, got {[round(v, 4) for v in got.tolist()]}"
-    return True, ("the answer changes once eps * ||w_y - w_j||_1 reaches the margin s_y - s_j for the easiest class j: "
-                  "eps* = min_j (s_y - s_j) / ||w_y - w_j||_1 (ignoring the [0, 1] box, which can only make it larger)")
-
-
-def _min_eps_l2(W, b, x, y):
-    return _min_eps_reference(W, b, x, y, 2)
-
-
-def _min_eps_max(W, b, x, y):
-    import torch
-    W, b, x = W.double(), b.double(), x.double()
-    scores = x @ W.T + b
-    ratio = (scores.gather(1, y[:, None]) - scores) / (W[y][:, None, :] - W[None, :, :]).abs().sum(2)
-    ratio[torch.arange(len(y)), y] = 0.0
-    return ratio.max(1).values
-
-
-register("08.2", "The smallest eps that changes a linear model's answer", check=_min_eps_check,
-         solution=_min_eps_solution, wrong=[_min_eps_l2, _min_eps_max, 0.05])
-
-
-# --- 08.3 The same classifier, spread over more pixels -------------------------------------------------------------
-
-
-def _spread_solution():
-    def spread(W, k):
-        # every pixel becomes a k x k block of copies; each copy gets 1/k^2 of the pixel's weight
-        classes, side = W.shape[0], int(round(W.shape[1] ** 0.5))
-        image = W.reshape(classes, 1, side, side)
-        return image.repeat_interleave(k, 2).repeat_interleave(k, 3).reshape(classes, -1) / k ** 2
-
-    return spread
-
-
-def _enlarge(x, k):
-    return x.repeat_interleave(k, 2).repeat_interleave(k, 3)
-
-
-def _spread_check(answer):
-    import torch
-
-    if not callable(answer):
-        return False, "expected a function spread(W, k) that returns the weights (classes, (28k)^2) of the twin"
-    g = torch.Generator().manual_seed(6)
-    W = torch.randn(10, 784, generator=g, dtype=torch.float64)
-    x = torch.rand(4, 1, 28, 28, generator=g, dtype=torch.float64)
-    for k in (2, 4):
-        got = _call(answer, W.clone(), k)
-        if got.shape != (10, 784 * k * k):
-            return False, f"for k = {k} expected weights of shape (10, {784 * k * k}), got {tuple(got.shape)}"
-        big = _enlarge(x, k).reshape(4, -1)
-        if not torch.allclose(big @ got.T, x.reshape(4, -1) @ W.T, rtol=1e-6, atol=1e-9):
-            if torch.allclose(big @ got.T, k * k * (x.reshape(4, -1) @ W.T), rtol=1e-6):
-                return False, (f"the scores come out {k * k} times too large: each pixel now has {k * k} copies, "
-                               f"so each copy may carry only 1/{k * k} of its weight")
-            return False, (f"for k = {k} the twin's scores on enlarged images differ from the small model's: the "
-                           "copies of a pixel must sit where repeat_interleave puts them (row by row, k x k blocks)")
-        if abs(float(got.abs().sum()) - float(W.abs().sum())) > 1e-6 * float(W.abs().sum()):
-            return False, "the scores match but ||W||_1 changed: spread each weight evenly over its copies"
-    return True, ("the twin gives the same scores on every enlarged image and has the same ||w||_1, so FGSM changes "
-                  "its scores by the same eps * ||w||_1: more pixels alone do not make a model easier to fool")
-
-
-def _spread_no_division(W, k):
-    return _spread_solution()(W, k) * k ** 2
-
-
-def _spread_wrong_order(W, k):
-    # copies laid out as k^2 whole images one after another, not as blocks
-    return W.repeat(1, k * k) / k ** 2
-
-
-register("08.3", "The same classifier, spread over more pixels", check=_spread_check, solution=_spread_solution,
-         wrong=[_spread_no_division, _spread_wrong_order, "W / k**2"])
-
-
-# --- 08.4 Why random noise does so little --------------------------------------------------------------------------
-
-
-def _direction_solution():
-    model = linear_model()
-    W = model[1].weight
-    v = W[3] - W[8]
-    return float(v.abs().sum() / v.norm())
-
-
-def _direction_check(answer):
-    import math
-
-    value = number(answer)
-    expected = _direction_solution()
-    if math.isfinite(value) and abs(value - expected) <= 0.01 * expected:
-        return True, (f"||v||_1 / ||v||_2 = {expected:.1f}: FGSM's step changes s_3 - s_8 by eps * ||v||_1, about "
-                      f"{expected:.0f} times the typical change (standard deviation eps * ||v||_2) that random +-eps "
-                      "noise of the same size makes -- the root of section 2's random-noise curve")
-    if abs(value - 1 / expected) <= 0.01 / expected:
-        return False, "this is the inverse: divide the L1 norm of v = w_3 - w_8 by its L2 norm"
-    if abs(value - 28.0) < 1e-6:
-        return False, ("28 = sqrt(784) is the largest possible ratio, reached only when every |v_i| is equal; "
-                       "compute it for this model's v = w_3 - w_8")
-    return False, (f"expected ||v||_1 / ||v||_2 for v = w_3 - w_8 of linear_model() (within 1%), about "
-                   f"{expected:.1f}; got {value:.4g}")
-
-
-register("08.4", "Why random noise does so little", check=_direction_check, solution=_direction_solution,
-         wrong=[28.0, 1.0, 1 / 20.4])
-
-
-# --- 08.5 A fooling image for a linear model -------------------------------------------------------------------------
-
-
-def _fooling_solution():
-    model = linear_model()
-    W = model[1].weight
-    # in the box [0, 1]^784 the score difference s_3 - s_j is largest at a corner: ink wherever w_3 beats the rest
-    return (W[3] > W.mean(0)).float().reshape(1, 1, 28, 28)
-
-
-def _fooling_check(answer):
-    import torch
-
-    x = torch.as_tensor(answer).detach().float()
-    if x.numel() != 784:
-        return False, f"expected one 28 x 28 image, shape (1, 1, 28, 28), got shape {tuple(x.shape)}"
-    x = x.reshape(1, 1, 28, 28)
-    if not bool(torch.isfinite(x).all()) or float(x.min()) < 0 or float(x.max()) > 1:
-        return False, "the image must have every pixel in [0, 1]: outside that box any score is easy"
+    tiny, x = _tiny_problem()
     with torch.no_grad():
-        p = torch.softmax(linear_model()(x), 1)[0]
-    if float(p[3]) >= 0.99:
-        return True, (f"linear_model() gives it class 3 with {float(p[3]):.2%}: for a linear model the most "
-                      "convincing image is a corner of the box, a pattern of ink where w_3 is large -- no 3 needed")
-    return False, (f"linear_model() gives this image class 3 with only {float(p[3]):.2%} (its answer: "
-                   f"{int(p.argmax())}); push it further, e.g. by gradient ascent on log p_3, clipping to [0, 1]")
+        before = tiny(x)[0, 2]
+        drops = torch.zeros(2, 2)
+        for i in range(2):
+            for j in range(2):
+                hidden = x.clone()
+                hidden[..., 2 * i:2 * i + 2, 2 * j:2 * j + 2] = 0.0       # black out one 2x2 window
+                drops[i, j] = before - tiny(hidden)[0, 2]
+    return drops
 
 
-register("08.5", "A fooling image for a linear model", check=_fooling_check, solution=_fooling_solution,
-         wrong=[[[0.0] * 28] * 28, [[1.0] * 28] * 28, [[2.0] * 28] * 28, [0.5] * 10])
+def _occlusion_check(answer):
+    import torch
+
+    expected = _occlusion_solution()
+    a = _as_tensor(answer)
+    if a.numel() != 4:
+        return False, f"expected a 2 x 2 tensor (one drop per window), got shape {tuple(a.shape)}"
+    a = a.reshape(2, 2)
+    if torch.allclose(a, expected, atol=1e-5):
+        return True, ("for a linear model the drop of a window is the sum of w_2 * x over its pixels: "
+                      f"{[[round(v, 3) for v in row] for row in expected.tolist()]}")
+    if torch.allclose(a, -expected, atol=1e-5):
+        return False, "the sign is flipped: a drop is the score before minus the score after occluding"
+    if torch.allclose(a, expected.T, atol=1e-5):
+        return False, "rows and columns are swapped: row i holds the windows starting at pixel row 2 i"
+    return False, "not the drops of class 2's logit; black out each 2x2 window of x in turn and subtract"
+
+
+register("08.4", "Occlusion by hand", check=_occlusion_check, solution=_occlusion_solution,
+         wrong=[-_occlusion_solution(), _occlusion_solution().T, __import__("torch").zeros(2, 2)])

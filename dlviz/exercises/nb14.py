@@ -1,4 +1,4 @@
-"""Exercises of notebook 10 (networks that generate)."""
+"""Exercises of notebook 14 (networks that generate)."""
 from . import register
 from ._answers import number
 
@@ -29,7 +29,7 @@ def _transposed_size_check(answer):
     return True, "(n - 1) * s - 2p + k: 1 -> 7 with a 7 x 7 kernel, then 7 -> 14 -> 28 with k=4, s=2, p=1"
 
 
-register("10.1", "The output size of a transposed convolution", check=_transposed_size_check,
+register("14.1", "The output size of a transposed convolution", check=_transposed_size_check,
          solution=_transposed_size_solution,
          wrong=[lambda n, k, s=1, p=0: (n + 2 * p - k) // s + 1, lambda n, k, s=1, p=0: n * s,
                 lambda n, k, s=1, p=0: (n - 1) * s + k])
@@ -86,7 +86,7 @@ def _is_wrong_entropy(probs):
     return (-(marginal * marginal.log()).sum()).exp()
 
 
-register("10.2", "An inception score by hand", check=_inception_check, solution=_inception_solution,
+register("14.2", "An inception score by hand", check=_inception_check, solution=_inception_solution,
          wrong=[_is_wrong_no_exp, _is_wrong_reversed, _is_wrong_entropy])
 
 
@@ -116,5 +116,5 @@ def _generator_size_check(answer):
     return False, f"count the weights of the three transposed convolutions and the batch norms' parameters; got {got:g}"
 
 
-register("10.3", "How many numbers does the generator learn?", check=_generator_size_check,
+register("14.3", "How many numbers does the generator learn?", check=_generator_size_check,
          solution=_generator_size_solution, wrong=[32 * 64 * 49 + 64 * 32 * 16 + 32 * 16 + 1, 32 * 64 * 49 + 128 + 64 * 32 * 16 + 64 + 32 * 16 + 1 + 96, 784])

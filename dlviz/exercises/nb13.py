@@ -1,4 +1,4 @@
-"""Exercises of notebook 09 (style transfer and texture synthesis)."""
+"""Exercises of notebook 13 (style transfer and texture synthesis)."""
 from . import register
 from ._answers import square_side
 
@@ -49,7 +49,7 @@ def _gram_all(features):
     return flat @ flat.transpose(1, 2) / flat[0].numel()
 
 
-register("09.1", "A Gram matrix by hand", check=_gram_check, solution=_gram_solution,
+register("13.1", "A Gram matrix by hand", check=_gram_check, solution=_gram_solution,
          wrong=[_gram_no_mean, _gram_positions, _gram_all])
 
 
@@ -82,7 +82,7 @@ def _content_field_check(answer):
     return False, f"expected the side of conv4_2's receptive field in pixels (an int); got {answer!r}"
 
 
-register("09.2", "The receptive field of the content layer", check=_content_field_check,
+register("13.2", "The receptive field of the content layer", check=_content_field_check,
          solution=_content_field_solution, wrong=[68, 76, 70, (84, 68)])
 
 
@@ -118,7 +118,7 @@ def _same_gram_check(answer):
 
 
 _A = [[[[1.0, 0.0], [0.5, 2.0]], [[0.0, 1.0], [1.0, 0.0]]]]
-register("09.3", "Two different feature maps, one Gram matrix", check=_same_gram_check, solution=_same_gram_solution,
+register("13.3", "Two different feature maps, one Gram matrix", check=_same_gram_check, solution=_same_gram_solution,
          wrong=[(_A, _A), (_A, [[[[2 * v for v in row] for row in ch] for ch in _A[0]]]),
                 (_A, [[[[1.0, 0.0], [0.5, 1.0]], [[0.0, 1.0], [1.0, 0.0]]]])])
 
@@ -163,6 +163,6 @@ def _keep_colours_check(answer):
                    f"(off by up to {iq_off:.3f}); Y = 0.299 R + 0.587 G + 0.114 B")
 
 
-register("09.4", "Keep the photo's colours", check=_keep_colours_check, solution=_keep_colours_solution,
+register("13.4", "Keep the photo's colours", check=_keep_colours_check, solution=_keep_colours_solution,
          wrong=[lambda result, photo: result, lambda result, photo: photo,
                 lambda result, photo: _keep_colours_solution()(photo, result)])
