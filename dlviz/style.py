@@ -15,7 +15,14 @@ so that no layer drowns the others whatever the scale of its features -- the bal
 and that makes ``content_weight`` and ``style_weight`` mean the same for both.
 
 Layer names follow Gatys et al. (``conv3_1``); the value of a layer is its output after the ReLU. Only the layers up
-to the deepest one used are run, and the targets are computed once, without gradients.
+to the deepest one used are built (for the default extractor) and run, and the targets are computed once, without
+gradients.
+
+``precision="auto"`` (the default) runs the convolutions in bfloat16 where the device computes in bfloat16 natively
+(a CPU with avx512_bf16 or amx_bf16, a GPU with bfloat16 units) and in float32 elsewhere; the Gram matrices, the
+losses and the pixels stay in float32. Measured on one core of an AMD EPYC with avx512_bf16 at 256 px, one
+evaluation (loss and gradient) takes 1.6-1.7 times less time, and the loss is within 0.05% of float32's.
+Everything in bfloat16 (plain autocast) would stop L-BFGS: its line search would see only rounding noise.
 
 Images are float tensors in [0, 1] ((N, 3, H, W) or (3, H, W)) or PIL images, at least 16 pixels on each side for
 the default layers (each pooling layer before the deepest layer used halves them; smaller images get an error that
@@ -38,6 +45,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ._model import gradients_on, model_dtype, to_caller
+from ._precision import PRECISIONS, native_bf16
 from ._progress import progress_bar
 from ._validate import as_image_batch, as_int, check_count, check_number
 from .hooks import model_device, preserved
@@ -52,6 +60,21 @@ _VGG19 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 51
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+def _layer_names() -> list[str]:
+    names, block, index = [], 1, 1
+    for spec in _VGG19:
+        if spec == "M":
+            names.append(f"pool{block}")
+            block, index = block + 1, 1
+        else:
+            names.append(f"conv{block}_{index}")
+            index += 1
+    return names
+
+
+_ALL_LAYERS = _layer_names()
+
+
 class VGGFeatures(nn.Module):
     """VGG-19's convolutional part with ImageNet normalization in front, returning the layers asked for by name.
 
@@ -63,6 +86,8 @@ class VGGFeatures(nn.Module):
     for synthesis) or ``"max"`` (as trained); ``padding``: ``"replicate"`` (default: the edge pixels are repeated,
     so synthesized images get no dark borders) or ``"zeros"`` (as trained; the two differ only at the borders).
     ``pretrained`` says whether the weights are ImageNet's and ``description`` says which weights these are.
+    ``up_to``: build the network only up to this layer (e.g. ``"conv5_1"``; None builds all of it); the layers built
+    get the same weights as in the whole network (random weights are drawn layer by layer from the seed).
 
     Example:
         >>> import torch
@@ -75,8 +100,11 @@ class VGGFeatures(nn.Module):
         (torch.Size([1, 64, 32, 32]), torch.Size([1, 128, 8, 8]))
     """
 
-    def __init__(self, pooling: str = "avg", *, padding: str = "replicate", seed: int = 0):
+    def __init__(self, pooling: str = "avg", *, padding: str = "replicate", seed: int = 0,
+                 up_to: str | None = None):
         super().__init__()
+        if up_to is not None and up_to not in _ALL_LAYERS:
+            raise KeyError(f"up_to must be a VGG-19 layer name ({', '.join(_ALL_LAYERS)}), got {up_to!r}")
         if pooling not in ("avg", "max"):
             raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
         if padding not in ("replicate", "zeros"):
@@ -94,6 +122,8 @@ class VGGFeatures(nn.Module):
                                      padding_mode=padding), nn.ReLU()]
                 names[len(layers) - 1] = f"conv{block}_{index}"
                 channels, index = spec, index + 1
+            if up_to is not None and names.get(len(layers) - 1) == up_to:
+                break
         self.features = nn.Sequential(*layers)
         self._positions = {name: i for i, name in names.items()}
         self.layer_names = list(self._positions)
@@ -121,6 +151,11 @@ class VGGFeatures(nn.Module):
     def _check(self, layers) -> list[str]:
         layers = [layers] if isinstance(layers, str) else list(layers)
         unknown = [name for name in layers if name not in self._positions]
+        missing = [name for name in unknown if name in _ALL_LAYERS]
+        if missing:
+            raise KeyError(f"layer(s) {missing} are deeper than this extractor, which was built only up to "
+                           f"{self.layer_names[-1]}; build one with up_to={missing[0]!r} or deeper "
+                           f"(vgg19_features(..., up_to=...))")
         if unknown:
             import difflib
             hints = {u: difflib.get_close_matches(u, self.layer_names, n=3) for u in unknown}
@@ -154,7 +189,7 @@ def _vgg19_weights_file():
 
 
 def vgg19_features(weights: str | None = "auto", *, pooling: str = "avg", padding: str = "replicate", seed: int = 0,
-                   download: bool = False, device=None) -> VGGFeatures:
+                   download: bool = False, device=None, up_to: str | None = None) -> VGGFeatures:
     """A :class:`VGGFeatures` extractor.
 
     Args:
@@ -166,6 +201,9 @@ def vgg19_features(weights: str | None = "auto", *, pooling: str = "avg", paddin
         seed: the seed of random weights (He initialization, zero biases); the global generator is not touched.
         download: with ``"imagenet"``, download the weights when they are not in the cache.
         device: where to put it (default CPU).
+        up_to: the deepest layer to build (e.g. ``"conv5_1"``, the deepest one :func:`style_transfer` uses by
+            default); None builds the whole convolutional part. Deeper layers are not built (asking for one
+            raises KeyError); the layers built have the same weights as in the whole network.
 
     Returns:
         A :class:`VGGFeatures` in eval mode with frozen weights; its ``pretrained`` and ``description`` say which
@@ -187,12 +225,13 @@ def vgg19_features(weights: str | None = "auto", *, pooling: str = "avg", paddin
             from .imagenet import imagenet
             imagenet("vgg19", weights="IMAGENET1K_V1", download=download)  # fetches the file or says how to
         state = torch.load(path, map_location="cpu", weights_only=True)
-        extractor = VGGFeatures(pooling, padding=padding)
+        extractor = VGGFeatures(pooling, padding=padding, up_to=up_to)
+        built = len(extractor.features)
         extractor.features.load_state_dict({k[len("features."):]: v for k, v in state.items()
-                                            if k.startswith("features.")})
+                                            if k.startswith("features.") and int(k.split(".")[1]) < built})
         extractor.pretrained, extractor.description = True, "VGG-19 with torchvision's ImageNet weights"
     else:
-        extractor = VGGFeatures(pooling, padding=padding, seed=seed)
+        extractor = VGGFeatures(pooling, padding=padding, seed=seed, up_to=up_to)
     return extractor.to(device) if device is not None else extractor
 
 
@@ -229,6 +268,10 @@ class StyleInfo:
         seconds: the wall-clock time of the run.
         range: (min, max) of the optimized pixels before the final clamp to [0, 1]: how far the optimizer pushed
             past the range.
+        precision: what the convolutions ran in: ``"bf16"`` (bfloat16 convolutions, float32 Gram matrices and
+            losses) or the extractor's dtype (``"fp32"``, ``"fp64"``); see ``precision=``.
+        fp32_from: None, or the evaluation from which a ``"bf16"`` run continued in float32: L-BFGS stopped before
+            its budget because bfloat16 rounding hid any further descent from its line search.
     """
     loss: list[float]
     style: list[float]
@@ -236,6 +279,8 @@ class StyleInfo:
     extractor: str
     seconds: float
     range: tuple[float, float]
+    precision: str = "fp32"
+    fp32_from: int | None = None
 
 
 def _smallest_size(extractor: VGGFeatures, layers) -> int:
@@ -304,6 +349,29 @@ def _work_dtype(extractor: nn.Module) -> torch.dtype:
     return torch.float64 if model_dtype(extractor) == torch.float64 else torch.float32
 
 
+_NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def _native_bf16(device) -> bool:
+    """Whether ``device`` runs bfloat16 natively (see :func:`dlviz._precision.native_bf16`); emulated bfloat16
+    would be slower than float32."""
+    return native_bf16(device)
+
+
+def _resolve_precision(precision, extractor: nn.Module) -> str:
+    """``"auto"``/``"fp32"``/``"bf16"`` -> what runs: ``"bf16"`` (bfloat16 convolutions), or the extractor's own
+    dtype (``"fp32"``, or ``"fp64"`` for a float64 extractor; a bfloat16 extractor always runs ``"bf16"``)."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    dtype = model_dtype(extractor)
+    if dtype in (torch.bfloat16, torch.float16):
+        return _NAMES[dtype]
+    if precision == "bf16" or (precision == "auto" and dtype == torch.float32
+                               and _native_bf16(model_device(extractor))):
+        return "bf16"
+    return _NAMES.get(dtype, str(dtype))
+
+
 class StyleLoss:
     """The objective of style transfer for a fixed style (and optionally content) image.
 
@@ -311,8 +379,16 @@ class StyleLoss:
     over the batch) and ``parts`` holds per-image ``"style"`` and ``"content"`` tensors (N,). The style term is the
     mean over ``style_layers`` of ``|G(x) - G(style)|^2 / |G(style)|^2``; the content term is
     ``|F(x) - F(content)|^2 / |F(content)|^2`` at ``content_layer``. The targets are computed once, without
-    gradients, when the loss is made. Images are cast to the extractor's dtype; images too small for the layers (each
-    pooling layer halves them) raise ValueError with the smallest size that works.
+    gradients, when the loss is made. Images too small for the layers (each pooling layer halves them) raise
+    ValueError with the smallest size that works.
+
+    ``precision``: ``"bf16"`` runs the convolutions in bfloat16 (a bfloat16, channels-last copy of the weights up
+    to the deepest layer used; the images are normalized in float32 first) and computes the Gram matrices and the
+    losses in float32 from the bfloat16 features; the targets are computed the same way, so that the content term
+    of the content image is exactly 0. ``"fp32"`` runs the extractor in its own dtype. ``"auto"`` (default) is
+    ``"bf16"`` for a float32 extractor on a device with native bfloat16 (a CPU with avx512_bf16 or amx_bf16, a GPU
+    with bfloat16 units) and ``"fp32"`` otherwise. ``loss.precision`` says which runs. In bfloat16 one evaluation's
+    loss is within 1% of float32's (measured: within 0.05% at 64-256 px; the tests hold it to 1%).
 
     Example:
         >>> import torch
@@ -328,7 +404,7 @@ class StyleLoss:
 
     def __init__(self, extractor: VGGFeatures, style: torch.Tensor, content: torch.Tensor | None = None, *,
                  style_layers=STYLE_LAYERS, content_layer: str = CONTENT_LAYER, style_weight: float = 1.0,
-                 content_weight: float = 1.0):
+                 content_weight: float = 1.0, precision: str = "auto"):
         self.extractor = extractor
         self.style_layers = extractor._check(style_layers)
         if not self.style_layers:
@@ -337,18 +413,47 @@ class StyleLoss:
         self.style_weight, self.content_weight = float(style_weight), float(content_weight)
         self.layers = list(dict.fromkeys(self.style_layers + ([self.content_layer] if self.content_layer else [])))
         self.dtype = model_dtype(extractor)
+        self._loss_dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
         _check_fits(style, "the style image", extractor, self.style_layers)
         if content is not None:
             _check_fits(content, "the content image", extractor, [self.content_layer])
+        self._images = (style, content)
+        self._set_precision(_resolve_precision(precision, extractor))
+
+    def _set_precision(self, precision: str) -> None:
+        """Run in ``precision`` (a resolved name) from now on: weights for it, and the targets computed in it."""
+        self.precision, self._weights = precision, None
+        if precision == "bf16" and self.dtype != torch.bfloat16:
+            deepest = max(self.extractor._positions[name] for name in self.layers)
+            weights = {name: tensor.detach().to(torch.bfloat16) for name, tensor in self.extractor.named_parameters()
+                       if int(name.split(".")[1]) <= deepest}
+            # oneDNN's (and cuDNN's) fast bfloat16 kernels take channels-last; the images are normalized beforehand
+            weights = {name: w.contiguous(memory_format=torch.channels_last) if w.dim() == 4 else w
+                       for name, w in weights.items()}
+            weights["mean"] = torch.zeros_like(self.extractor.mean, dtype=torch.bfloat16)
+            weights["std"] = torch.ones_like(self.extractor.std, dtype=torch.bfloat16)
+            self._weights = weights
+        style, content = self._images
         with torch.no_grad():
-            style_features = extractor(style.to(self.dtype), self.style_layers)
+            style_features = self._features(style, self.style_layers)
             self.style_targets = {name: gram_matrix(f).mean(0, keepdim=True) for name, f in style_features.items()}
-            self.content_target = extractor(content.to(self.dtype), [self.content_layer])[self.content_layer] \
+            self.content_target = self._features(content, [self.content_layer])[self.content_layer] \
                 if content is not None else None
+
+    def _features(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """The extractor's features of ``x`` at ``layers``, in float32 (float64 for a float64 extractor)."""
+        if self._weights is None:
+            features = self.extractor(x.to(self.dtype), layers)
+        else:
+            extractor = self.extractor
+            h = (x.to(self._loss_dtype) - extractor.mean) / extractor.std
+            h = h.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+            features = torch.func.functional_call(extractor, self._weights, (h, layers))
+        return {name: f.to(self._loss_dtype) for name, f in features.items()}
 
     def __call__(self, x: torch.Tensor):
         _check_fits(x, "the image", self.extractor, self.layers)
-        features = self.extractor(x.to(self.dtype), self.layers)
+        features = self._features(x, self.layers)
         style = 0
         for name in self.style_layers:
             target = self.style_targets[name]
@@ -364,9 +469,12 @@ class StyleLoss:
         return total.sum(), parts
 
 
-def _default_extractor(extractor, caller: str) -> VGGFeatures:
+def _default_extractor(extractor, caller: str, layers) -> VGGFeatures:
     if extractor is None:
-        extractor = vgg19_features("auto")
+        # only the layers up to the deepest one used are built (unknown names get their error later)
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        known = [name for name in layers if isinstance(name, str) and name in _ALL_LAYERS]
+        extractor = vgg19_features("auto", up_to=max(known, key=_ALL_LAYERS.index) if known else None)
         if not extractor.pretrained:
             warnings.warn(f"{caller}: torchvision's ImageNet VGG-19 weights are not in torch's hub cache, so a "
                           f"random-weight VGG-19 runs (He, Wang & Hopcroft 2016). For the pretrained one, put "
@@ -395,13 +503,17 @@ def _optimize(loss: StyleLoss, x: torch.Tensor, steps: int, progress: bool, desc
     (torch's L-BFGS lets the line search in progress finish, which may take a few more). Returns the clamped image
     and the history (``loss``, ``style``, ``content``, ``range``). The loss sees ``x`` clamped to [0, 1] (see
     :func:`_within_range`), so the returned image is exactly the one whose loss was minimized; a quadratic penalty
-    pulls pixels that went past the range back to it."""
-    x = x.detach().clone().requires_grad_(True)
-    history = {"loss": [], "style": [], "content": []}
-    optimizer = torch.optim.LBFGS([x], lr=1, max_iter=steps, max_eval=steps, history_size=50,
-                                  tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
+    pulls pixels that went past the range back to it.
 
-    with progress_bar(steps, desc, enabled=progress) as bar:
+    The guard for bfloat16: L-BFGS stops as soon as a line search finds no lower loss, which happens early when the
+    loss is noisier than the descent it measures (with everything in bfloat16 it stops within a dozen evaluations
+    without lowering the loss at all). Hence the Gram matrices and losses are computed in float32 (see
+    :class:`StyleLoss`), and if L-BFGS still stops before ``steps`` evaluations in ``"bf16"``, the loss switches to
+    float32 (``history["fp32_from"]``) and a fresh L-BFGS continues for the rest of the budget."""
+    x = x.detach().clone().requires_grad_(True)
+    history = {"loss": [], "style": [], "content": [], "fp32_from": None}
+
+    with progress_bar(steps, f"{desc} ({loss.precision})", enabled=progress) as bar:
         def closure():
             optimizer.zero_grad()
             inside = _within_range(x)
@@ -416,21 +528,31 @@ def _optimize(loss: StyleLoss, x: torch.Tensor, steps: int, progress: bool, desc
             bar.update()
             return total
 
-        if steps > 0:
+        while len(history["loss"]) < steps:
+            left = steps - len(history["loss"])
+            optimizer = torch.optim.LBFGS([x], lr=1, max_iter=left, max_eval=left, history_size=50,
+                                          tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
             optimizer.step(closure)
+            if len(history["loss"]) >= steps or loss.precision != "bf16" or loss.dtype == torch.bfloat16:
+                break   # done, or stopped early in float32: converged as far as float32 tells
+            loss._set_precision(_NAMES[loss._loss_dtype])   # bfloat16 noise stopped it: go on in float32
+            history["fp32_from"] = len(history["loss"])
+            bar.set_description(f"{desc} (bf16, fp32 from evaluation {history['fp32_from']})")
     history["range"] = (float(x.detach().min()), float(x.detach().max()))
     return x.detach().clamp(0, 1), history
 
 
-def _info(history: dict, extractor: VGGFeatures, start: float) -> StyleInfo:
+def _info(history: dict, extractor: VGGFeatures, start: float, precision: str) -> StyleInfo:
     return StyleInfo(loss=history["loss"], style=history["style"], content=history["content"],
-                     extractor=extractor.description, seconds=time.perf_counter() - start, range=history["range"])
+                     extractor=extractor.description, seconds=time.perf_counter() - start, range=history["range"],
+                     precision=precision, fp32_from=history["fp32_from"])
 
 
 def style_transfer(x, style, *, steps: int = 100, content_weight: float = 1.0, style_weight: float = 10.0,
                    extractor: VGGFeatures | None = None, size: int | None = None, style_layers=STYLE_LAYERS,
                    content_layer: str = CONTENT_LAYER, init: str = "content",
-                   generator: torch.Generator | None = None, return_info: bool = False, progress: bool = True):
+                   generator: torch.Generator | None = None, precision: str = "auto", return_info: bool = False,
+                   progress: bool = True):
     """Gatys et al.'s style transfer: the photo ``x`` painted in the style of ``style``.
 
     Args:
@@ -449,6 +571,11 @@ def style_transfer(x, style, *, steps: int = 100, content_weight: float = 1.0, s
         style_layers, content_layer: the layers of the two terms (names as in :attr:`VGGFeatures.layer_names`).
         init: start from the ``"content"`` image (converges in fewer steps) or from ``"noise"`` (as Gatys et al.).
         generator: a torch.Generator for the starting noise of ``init="noise"`` (default: seed 0).
+        precision: ``"auto"`` (default: bfloat16 convolutions where the device computes in bfloat16 natively,
+            float32 otherwise), ``"bf16"`` or ``"fp32"``. In bfloat16 the Gram matrices and losses stay in float32
+            and the pixels are optimized in float32 (see :class:`StyleLoss`); it is about 1.6x faster on a CPU with
+            avx512_bf16 and gives the same losses within 1% (measured: 0.05%). ``info.precision`` says which ran
+            (also shown in the progress bar).
         return_info: also return a :class:`StyleInfo` (losses at every evaluation, extractor, time, pixel range).
         progress: show a progress bar of the evaluations.
 
@@ -468,7 +595,9 @@ def style_transfer(x, style, *, steps: int = 100, content_weight: float = 1.0, s
         >>> image.shape, info.extractor
         (torch.Size([3, 32, 32]), 'VGG-19 with random weights (He initialization, seed 0)')
     """
-    extractor = _default_extractor(extractor, "style_transfer")
+    extractor = _default_extractor(extractor, "style_transfer",
+                                   [*([style_layers] if isinstance(style_layers, str) else style_layers),
+                                    content_layer])
     content_weight = float(check_number(content_weight, "content_weight", allow_zero=True))
     style_weight = float(check_number(style_weight, "style_weight", allow_zero=True))
     steps = check_count(steps, "steps", 0)
@@ -490,7 +619,9 @@ def style_transfer(x, style, *, steps: int = 100, content_weight: float = 1.0, s
         # the extractor runs in eval mode with its parameters frozen (no gradients pile up in a caller's module)
         with preserved(extractor):
             loss = StyleLoss(extractor, style_batch, content_batch, style_layers=style_layers,
-                             content_layer=content_layer, style_weight=style_weight, content_weight=content_weight)
+                             content_layer=content_layer, style_weight=style_weight, content_weight=content_weight,
+                             precision=precision)
+            precision = loss.precision
             if init == "content":
                 start_image = content_batch
             else:
@@ -498,12 +629,13 @@ def style_transfer(x, style, *, steps: int = 100, content_weight: float = 1.0, s
                 start_image = torch.rand(content_batch.shape, generator=generator, device=generator.device)
             result, history = _optimize(loss, start_image.to(device, dtype), steps, progress, "style transfer")
     result = to_caller(result, like, single)
-    return (result, _info(history, extractor, start)) if return_info else result
+    return (result, _info(history, extractor, start, precision)) if return_info else result
 
 
 def texture_synthesis(style, *, size: int | tuple[int, int] = 128, steps: int = 100,
                       extractor: VGGFeatures | None = None, style_layers=STYLE_LAYERS,
-                      generator: torch.Generator | None = None, return_info: bool = False, progress: bool = True):
+                      generator: torch.Generator | None = None, precision: str = "auto", return_info: bool = False,
+                      progress: bool = True):
     """A new image with the texture of ``style``: the style term only, from random noise (Gatys et al. 2015; the
     noise here is smooth -- coarse noise enlarged -- which converges to cleaner textures in few steps).
 
@@ -515,6 +647,7 @@ def texture_synthesis(style, *, size: int | tuple[int, int] = 128, steps: int = 
         steps: L-BFGS evaluations, an int >= 0 (the last line search may add a few, as in :func:`style_transfer`).
         extractor, style_layers: as in :func:`style_transfer`.
         generator: a torch.Generator for the starting noise (default: seed 0).
+        precision: ``"auto"``, ``"bf16"`` or ``"fp32"``, as in :func:`style_transfer`.
         return_info: also return a :class:`StyleInfo` (``content`` is empty).
         progress: show a progress bar of the evaluations.
 
@@ -532,7 +665,7 @@ def texture_synthesis(style, *, size: int | tuple[int, int] = 128, steps: int = 
         >>> texture.shape, texture.dtype
         (torch.Size([3, 32, 48]), torch.float32)
     """
-    extractor = _default_extractor(extractor, "texture_synthesis")
+    extractor = _default_extractor(extractor, "texture_synthesis", style_layers)
     steps = check_count(steps, "steps", 0)
     layers = extractor._check(style_layers)
     if not layers:
@@ -551,8 +684,9 @@ def texture_synthesis(style, *, size: int | tuple[int, int] = 128, steps: int = 
                             device=generator.device)
         noise = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
         with preserved(extractor):
-            loss = StyleLoss(extractor, style_batch, None, style_layers=style_layers)
+            loss = StyleLoss(extractor, style_batch, None, style_layers=style_layers, precision=precision)
+            precision = loss.precision
             result, history = _optimize(loss, (0.25 + 0.5 * noise).to(device, dtype), steps, progress,
                                         "texture synthesis")
     result = result[0].to(torch.float32)
-    return (result, _info(history, extractor, start)) if return_info else result
+    return (result, _info(history, extractor, start, precision)) if return_info else result

@@ -388,3 +388,16 @@ def test_device_prefers_cuda_then_mps(monkeypatch, cuda, mps, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
     assert train.device().type == expected
+
+
+def test_huge_but_finite_gradients_and_inputs_pass_the_finite_checks():
+    # the checks screen with one float32 sum per tensor; a sum that overflows must fall back to the exact test
+    model = nn.Linear(1000, 1)
+    x, y = torch.full((4, 1000), 3e35), torch.zeros(4, 1)
+    loss_fn = lambda out, labels: (out * 0).sum() + model.weight.sum() * 1e36  # noqa: E731
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    history = dlviz.fit(model, (x, y), epochs=1, batch_size=4, loss_fn=loss_fn, optimizer=optimizer,
+                        progress=False, precision="fp32")
+    assert history.epochs == 1 and math.isfinite(history.train_loss[0])
+    assert float(x.sum(dtype=torch.float32)) == float("inf")
+    assert float(model.weight.grad.sum(dtype=torch.float32)) == float("inf")  # the screen overflowed, and passed

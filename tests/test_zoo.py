@@ -161,6 +161,7 @@ def test_train_zoo_mlp_smoke(train_zoo, monkeypatch, tmp_path, mnist_test):
     assert not model.training
     assert meta["steps"] == 3 and meta["epochs"] == round(3 / 8, 3)    # 1,000 images in batches of 128: 8 a pass
     assert meta["seed"] == 0 and meta["seconds"] >= 0 and "shift" not in meta
+    assert meta["threads"] == torch.get_num_threads() and meta["precision"] == "fp32"   # the recipe: plain float32
     assert "1,000 training images" in meta["data"] and "500 test images" in meta["data"]
     # the stored metrics are those of the stored weights
     metrics = dlviz.evaluate(model, test)
@@ -193,3 +194,12 @@ def test_train_zoo_charlstm_smoke(train_zoo, monkeypatch, tmp_path, data_dir):
     assert 3.0 < meta["val_loss_nats_per_char"] < math.log(len(model.vocab)) + 0.3
     assert loss == pytest.approx(meta["val_loss_nats_per_char"], abs=5e-3)
     assert meta["val_bits_per_char"] == pytest.approx(meta["val_loss_nats_per_char"] / math.log(2), abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["lenet_mnist", "mlp_mnist"])
+def test_shipped_training_time_records(name):
+    # re-measured on 2026-11-29 with the same recipe, one thread, float32; the weights were kept
+    meta = zoo.metadata(name)
+    assert 0 < meta["cpu_seconds"] <= meta["seconds"] < 600
+    assert meta["threads"] == 1 and meta["precision"] == "fp32"
+    assert "2026-11-29" in meta["timing_note"] and str(meta["seconds"]) in meta["timing_note"]

@@ -1,0 +1,191 @@
+"""Which arithmetic and memory layout a dlviz call runs a model in: ``precision="auto" | "fp32" | "bf16"``.
+
+One place decides, for :func:`dlviz.fit` and :func:`dlviz.evaluate` (and benchmarks/run.py asks it too):
+
+* ``"fp32"``: the model's own float arithmetic, no autocast (a float64 model stays float64).
+* ``"bf16"``: bfloat16 autocast (``torch.autocast(device_type, dtype=torch.bfloat16)``) around the forward pass;
+  weights, gradients and optimizer state stay float32, the loss and the accuracy are computed in float32.
+* ``"auto"``: ``"bf16"`` where the device computes bfloat16 natively (a CPU with ``avx512_bf16`` or ``amx_bf16``
+  in /proc/cpuinfo, a GPU for which ``torch.cuda.is_bf16_supported()``) and only for the kinds of model where
+  bfloat16 was measured faster on such a CPU (convolutional nets and MLPs of float32); ``"fp32"`` otherwise --
+  recurrent models (their cell state is carried from step to step, where bfloat16's 8-bit mantissa compounds),
+  float64 models, anything else, and every device without native bfloat16 (where it would be emulated, slower).
+
+Independently of the precision, a model holding an ``nn.Conv2d`` runs in channels-last memory layout (model and
+4-d batches), which oneDNN's convolutions and pooling run faster on CPUs; the layout of every parameter, gradient
+and buffer is put back afterwards.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+PRECISIONS = ("auto", "fp32", "bf16")
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# model kinds for which "auto" picks bfloat16 on a device with native bfloat16 (measured: see benchmarks/run.py)
+AUTO_BF16_KINDS = ("conv", "mlp")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_native_bf16() -> bool:
+    """True when the CPU has bfloat16 instructions (``avx512_bf16`` or ``amx_bf16`` among /proc/cpuinfo's flags);
+    False where that file is missing (not Linux) or says otherwise."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags") and ":" in line:
+            flags.update(line.split(":", 1)[1].split())
+    return any(flag in flags for flag in _BF16_FLAGS)
+
+
+def native_bf16(device) -> bool:
+    """Whether ``device`` (a torch.device or a string) computes bfloat16 natively."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return cpu_native_bf16()
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return False
+
+
+def model_kind(model: nn.Module) -> str:
+    """``"recurrent"`` (an nn.RNN, LSTM or GRU inside), ``"conv"`` (an nn.Conv2d), ``"mlp"`` (nn.Linear layers and
+    nothing of the other kinds, attention included) or ``"other"``."""
+    kinds = {type(m) for m in model.modules()}
+    if any(issubclass(k, nn.RNNBase) for k in kinds):
+        return "recurrent"
+    if any(issubclass(k, nn.MultiheadAttention) for k in kinds):
+        return "other"
+    if any(issubclass(k, nn.Conv2d) for k in kinds):
+        return "conv"
+    if any(issubclass(k, nn.Linear) for k in kinds):
+        return "mlp"
+    return "other"
+
+
+def _float_dtype(model: nn.Module) -> torch.dtype | None:
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+_NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a call runs in: ``precision`` ("bf16" for bfloat16 autocast, else the model's dtype: "fp32", "fp64",
+    ...), ``channels_last`` (model and 4-d inputs), and the device type autocast needs."""
+    precision: str
+    channels_last: bool
+    device_type: str
+
+    @property
+    def autocast(self) -> bool:
+        return self.precision == "bf16"
+
+    @property
+    def label(self) -> str:
+        """For progress bars: ``"bf16, channels-last"``, ``"fp32"``, ..."""
+        return self.precision + (", channels-last" if self.channels_last else "")
+
+
+def plan(precision: str, model: nn.Module, device, *, channels_last: bool = True) -> Plan:
+    """Resolve ``precision`` ("auto", "fp32" or "bf16") for ``model`` on ``device``.
+
+    "bf16" on a device without native bfloat16 warns and falls back to "fp32" (bfloat16 would be emulated there,
+    several times slower, with no gain to show for it); "bf16" for a model whose weights are not float32 raises
+    ValueError (autocast lowers float32 operations only). A bad value raises ValueError.
+    """
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    dtype = _float_dtype(model) or torch.float32
+    own = _NAMES.get(dtype, str(dtype).replace("torch.", ""))
+    kind = model_kind(model)
+    use_bf16 = False
+    if precision == "bf16":
+        if dtype != torch.float32:
+            raise ValueError(f"precision='bf16' runs float32 models under bfloat16 autocast; this model's weights "
+                             f"are {dtype}. Use precision='fp32' (its own dtype) or convert it with model.float().")
+        if native_bf16(device):
+            use_bf16 = True
+        else:
+            why = "no avx512_bf16 or amx_bf16 flag in /proc/cpuinfo" if device.type == "cpu" else "not supported"
+            warnings.warn(f"precision='bf16': this {device.type} has no native bfloat16 arithmetic ({why}); running "
+                          f"in float32 instead", UserWarning, stacklevel=3)
+    elif precision == "auto":
+        use_bf16 = dtype == torch.float32 and kind in AUTO_BF16_KINDS and native_bf16(device)
+    layout = channels_last and kind == "conv" and device.type in ("cpu", "cuda")
+    return Plan("bf16" if use_bf16 else own, layout, device.type)
+
+
+class Layout:
+    """A context that runs ``model`` in channels-last layout when ``enabled``; every 4-d parameter's, gradient's and
+    buffer's strides are put back on exit, also when the block raises (values are kept: what training changed
+    stays). :meth:`disable` puts them back early, for a model that cannot run in channels-last (one that calls
+    ``.view`` on its feature maps)."""
+
+    def __init__(self, model: nn.Module, enabled: bool):
+        self.model, self.enabled, self.saved = model, enabled, []
+
+    def __enter__(self):
+        if self.enabled:
+            tensors = [t for t in list(self.model.parameters()) + list(self.model.buffers()) if t.dim() == 4]
+            self.saved = [(t, t.stride()) for t in tensors]
+            self.model.to(memory_format=torch.channels_last)
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+        return False
+
+    def disable(self) -> None:
+        self.restore()
+        self.enabled = False
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for t, stride in self.saved:
+                if t.stride() != stride:
+                    t.data = _restrided(t.data, stride)
+                grad = getattr(t, "grad", None)
+                if grad is not None and not grad.is_sparse and grad.shape == t.shape and grad.stride() != stride:
+                    t.grad = _restrided(grad, stride)
+        self.saved = []
+
+    def __call__(self, inputs):
+        """``inputs`` in this layout (4-d tensors only; anything else is returned as it is)."""
+        if self.enabled and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
+            return inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
+
+def _restrided(tensor: torch.Tensor, stride) -> torch.Tensor:
+    out = torch.empty_strided(tensor.shape, stride, dtype=tensor.dtype, device=tensor.device)
+    out.copy_(tensor)
+    return out
+
+
+def autocast(the_plan: Plan):
+    """The autocast context of the plan (a null context unless it is bfloat16)."""
+    if the_plan.autocast:
+        return torch.autocast(the_plan.device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def as_float32(scores):
+    """Scores computed under bfloat16 (or float16) autocast, back in float32 for the loss and the accuracy."""
+    if isinstance(scores, torch.Tensor) and scores.dtype in (torch.bfloat16, torch.float16):
+        return scores.float()
+    return scores
