@@ -42,6 +42,14 @@ def test_an_early_layer_gives_back_the_image(layer):
     assert len(info.loss) == 200 and info.loss[-1] < info.loss[0] and info.seconds > 0
 
 
+@pytest.mark.parametrize("layer", ["2", "4", "6"])
+def test_deeper_layers_are_matched_below_the_bound_too(layer):
+    # the stated bound holds at every layer of a small convnet: pooling, the second conv's ReLU, the logits
+    model, x = small_cnn(), smooth_images()
+    _, info = invert(model, x, layer, generator=seeded(), progress=False, return_info=True)
+    assert bool((info.feature_error < 0.02).all()), (layer, info.feature_error)
+
+
 def test_the_reported_error_is_that_of_the_returned_images():
     model, x = small_cnn(), smooth_images()
     images, info = invert(model, x, "4", steps=30, generator=seeded(), progress=False, return_info=True)
