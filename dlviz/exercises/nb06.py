@@ -55,7 +55,10 @@ def _balanced_check(answer):
     y = torch.randint(0, 10, (2000,), generator=torch.Generator().manual_seed(1))
     chosen = []
     for seed in (0, 1):
-        idx = torch.as_tensor(answer(y.clone(), 10, seed)).long().flatten()
+        result = answer(y.clone(), 10, seed)
+        if result is None or result is ...:
+            return False, f"balanced_subset returned {result!r}: return the chosen indices (a tensor or a list of ints)"
+        idx = torch.as_tensor(result).long().flatten()
         if len(idx) != 100:
             return False, f"10 per class for 10 classes is 100 indices, got {len(idx)}"
         if len(torch.unique(idx)) != len(idx):
