@@ -111,3 +111,9 @@ def check_count(value, name: str, minimum: int = 1, what: str | None = None) -> 
     if number is None or number < minimum:
         raise ValueError(f"{name} must be {what or f'an int >= {minimum}'}, got {value!r}")
     return number
+
+
+def check_generator(generator) -> None:
+    """``generator`` must be a ``torch.Generator`` or None (the global generator); anything else is a TypeError."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")

@@ -16,14 +16,9 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ._validate import as_image_batch, check_number, restore_batch
+from ._validate import as_image_batch, check_generator, check_number, restore_batch
 
 __all__ = ["distort", "gaussian_blur", "collate"]
-
-
-def _check_generator(generator):
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -102,7 +97,7 @@ def distort(x: torch.Tensor, *, degrees: float = 12.0, shift: float = 0.1, zoom:
         >>> torch.equal(distort(x, degrees=0, shift=0, zoom=0, alpha=0), x)            # zero strength: a copy
         True
     """
-    _check_generator(generator)
+    check_generator(generator)
     batch, single = as_image_batch(x, "x")
     check_number(degrees, "degrees", allow_zero=True)
     check_number(shift, "shift", allow_zero=True)

@@ -40,7 +40,7 @@ from torch import nn
 
 from ._model import gradients_on, model_dtype, model_input, to_caller
 from ._progress import progress_bar
-from ._validate import as_image_batch, as_int, check_count, check_number
+from ._validate import as_image_batch, as_int, check_count, check_generator, check_number
 from .hooks import capture, preserved, resolve_layer
 
 __all__ = ["invert", "InversionInfo", "alpha_prior", "tv_prior"]
@@ -152,8 +152,7 @@ def _representation(cap, name: str, n: int) -> torch.Tensor:
 def _start(init, batch: torch.Tensor, generator, dtype) -> torch.Tensor:
     """The starting images (N, C, H, W) in ``dtype`` on ``batch``'s device."""
     if init is None:
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        check_generator(generator)
         where = generator.device if generator is not None else torch.device("cpu")
         noise = torch.rand(batch.shape, generator=generator, device=where, dtype=torch.float32)
         return (0.5 + 0.1 * (noise - 0.5)).to(device=batch.device, dtype=dtype)

@@ -23,7 +23,7 @@ from torch import nn
 
 from ._model import gradients_on, model_input, to_caller
 from ._progress import progress_bar
-from ._validate import check_number, check_targets
+from ._validate import check_generator, check_number, check_targets
 from .attribution import deconvnet, guided_backprop, saliency
 from .hooks import preserved
 from .integrated import baseline_batch, integrated_gradients, path_attributions, path_points, target_gradient
@@ -76,8 +76,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target, *, base=saliency, samp
     """
     check_number(samples, "samples", int)
     check_number(stdev, "stdev", allow_zero=True)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    check_generator(generator)
     with gradients_on():
         batch, single = model_input(model, x)
         targets = check_targets(target, batch.shape[0]).to(batch.device)

@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ._model import gradients_on, model_dtype, to_caller
-from ._precision import PRECISIONS, native_bf16
+from ._precision import _NAMES, PRECISIONS, native_bf16
 from ._progress import progress_bar
 from ._validate import as_image_batch, as_int, check_count, check_number
 from .hooks import model_device, preserved
@@ -347,9 +347,6 @@ def _work_dtype(extractor: nn.Module) -> torch.dtype:
     """The dtype the pixels are optimized in: float64 for a float64 extractor, float32 otherwise (L-BFGS needs at
     least float32 precision; a bfloat16 or float16 extractor gets its inputs cast by :class:`StyleLoss`)."""
     return torch.float64 if model_dtype(extractor) == torch.float64 else torch.float32
-
-
-_NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 def _native_bf16(device) -> bool:
