@@ -193,6 +193,54 @@ def bench_gradients(table, args, have_captum):
             table.add(f"{method}, {what}", t_ours, baseline, t_theirs, same)
 
 
+@quiet
+def bench_inference_precision(table, args):
+    """The inference-heavy paths in bfloat16 (precision="bf16") against their float32 default, on the course's
+    models: the same call twice, so the ratio is what bfloat16 buys; the last column says how far the results
+    moved."""
+    if not native_bf16():
+        NOTES.append("no native bfloat16 here: the precision='bf16' rows are skipped (bf16 would fall back to fp32)")
+        return
+    model, name = lenet()
+    n = 512 if args.quick else 10_000
+    x, _ = digits(n)
+
+    def top(precision):
+        return dlviz.top_activations(model, "features.3", x, k=9, progress=False, precision=precision)
+
+    exact, rounded = top("fp32"), top("bf16")
+    shared = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact.indices, rounded.indices))
+    t_ours, t_theirs = side_by_side(lambda: top("bf16"), lambda: top("fp32"), args.repeats)
+    table.add(f"top_activations bf16, {name} conv2, {n:,} digits", t_ours, "dlviz fp32", t_theirs,
+              f"{shared / exact.indices.numel():.0%} of the top-9 images the same")
+
+    cases = [(f"{name}, a digit, window 6, stride 2", model, x[:1], 3, 6, 2)]
+    if not args.quick:
+        net, image = resnet18()
+        cases.append(("ResNet-18, 224 px, window 48, stride 24", net, image, 1, 48, 24))
+    for what, net, image, target, window, stride in cases:
+        def occlude(precision, net=net, image=image, target=target, window=window, stride=stride):
+            return dlviz.occlusion(net, image, target, window=window, stride=stride, score="logit", progress=False,
+                                   precision=precision)
+
+        a, b = occlude("bf16"), occlude("fp32")
+        r = float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+        t_ours, t_theirs = side_by_side(lambda: occlude("bf16"), lambda: occlude("fp32"), args.repeats)
+        table.add(f"occlusion bf16 (logit), {what}", t_ours, "dlviz fp32", t_theirs,
+                  f"maps correlate {r:.4f}; {agreement(a, b, rtol=1e-2, atol=1e-2)}")
+
+    steps = 20 if args.quick else 500
+
+    def fool(precision):
+        return dlviz.fooling_images(model, range(10), steps=steps, progress=False, precision=precision,
+                                    generator=torch.Generator().manual_seed(0), return_info=True)[1]
+
+    a, b = fool("bf16"), fool("fp32")
+    t_ours, t_theirs = side_by_side(lambda: fool("bf16"), lambda: fool("fp32"), args.repeats)
+    table.add(f"fooling_images bf16, {name}, 10 digits, up to {steps} steps", t_ours, "dlviz fp32", t_theirs,
+              f"labels reached {int(a.reached.sum())} vs {int(b.reached.sum())} of 10")
+
+
 def plain_fgsm(model, x, labels, eps):
     x = x.clone().requires_grad_(True)
     loss = F.cross_entropy(model(x), labels)
@@ -538,6 +586,7 @@ def main(argv=None):
     bench_occlusion(table, args, have_captum)
     bench_gradients(table, args, have_captum)
     bench_attacks(table, args)
+    bench_inference_precision(table, args)
     bench_training(table, args, peak, fractions)
     bench_style(table, args, peak, fractions)
     peak_after, _ = machine_peak(args) if not args.quick else (peak, None)

@@ -20,6 +20,7 @@ the form in which an image is saved. :func:`fooling_images` returns the images; 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _precision
 from ._model import gradients_on, model_device, model_dtype, select_scores
 from ._progress import progress_bar
 from ._shape import input_shape
@@ -65,18 +67,20 @@ def _quantize(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x * 255) / 255
 
 
-def _scores(model, images, dtype, output) -> torch.Tensor:
+def _scores(model, images, dtype, output, plan: _precision.Plan | None = None) -> torch.Tensor:
     """The class scores (N, classes), at least in float32; the model sees a copy of ``images`` in its own dtype (a
-    model that works in place cannot change them), and gradients flow back to ``images``."""
-    scores = select_scores(model(images.to(dtype=dtype, copy=True)), output, model=model, n=len(images),
-                           need_classes=True)
+    model that works in place cannot change them), under the plan's autocast, and gradients flow back to
+    ``images``."""
+    with _precision.autocast(plan) if plan is not None else contextlib.nullcontext():
+        out = model(images.to(dtype=dtype, copy=True))
+    scores = select_scores(out, output, model=model, n=len(images), need_classes=True)
     return scores.to(torch.promote_types(scores.dtype, torch.float32))
 
 
 def fooling_images(model: nn.Module, labels, *, method: str = "gradient", shape=None, confidence: float = 0.99,
                    steps: int | None = None, lr: float = 0.02, population: int = 128, mutation_rate: float = 0.05,
                    halve_every: int = 200, generator: torch.Generator | None = None, output=None,
-                   progress: bool = True, return_info: bool = False):
+                   progress: bool = True, return_info: bool = False, precision: str = "fp32"):
     """Unrecognizable images that ``model`` classifies as each of ``labels`` with at least ``confidence``.
 
     Args:
@@ -98,6 +102,10 @@ def fooling_images(model: nn.Module, labels, *, method: str = "gradient", shape=
         progress: show a progress bar.
         return_info: also return a :class:`FoolingInfo` (confidences, which labels were reached, when, at what
             cost).
+        precision: the search's forward and backward passes: "fp32" (default: the model's own arithmetic),
+            "bf16" (bfloat16 autocast) or "auto" (bf16 for float32 conv nets and MLPs on a device with native
+            bfloat16, else fp32); see :func:`dlviz.fit`. The returned confidences (``info``) are always measured in
+            the model's own arithmetic, so a label the bfloat16 search counted as reached can fall just short.
 
     Returns:
         Images (N, C, H, W), float32 on the model's device, in [0, 1], every value a multiple of 1/255 (8-bit
@@ -134,11 +142,12 @@ def fooling_images(model: nn.Module, labels, *, method: str = "gradient", shape=
     with gradients_on(), preserved(model):
         shape = input_shape(model, shape, output=output)
         device, dtype = model_device(model), model_dtype(model)
+        plan = _precision.plan(precision, model, device, channels_last=False)
         with torch.no_grad():
             probe = torch.zeros(1, *shape, device=device, dtype=dtype)
             classes = select_scores(model(probe), output, model=model, n=1, need_classes=True).shape[1]
         labels = check_targets(labels, torch.as_tensor(labels).numel(), classes, name="labels")
-        task = _Task(model, output, dtype, device, shape, confidence, generator, progress)
+        task = _Task(model, output, dtype, device, shape, confidence, generator, progress, plan)
         if method == "gradient":
             images, info = _gradient(task, labels, 500 if steps is None else steps, lr)
         else:
@@ -158,6 +167,7 @@ class _Task:
     confidence: float
     generator: torch.Generator | None
     progress: bool
+    plan: _precision.Plan  # the search's arithmetic; info() measures in the model's own
 
     def rand(self, *size) -> torch.Tensor:
         """Uniform [0, 1) float32 noise on the model's device, drawn with the task's generator."""
@@ -195,7 +205,7 @@ def _gradient(task: _Task, labels, steps, lr):
             x.requires_grad_(True)
             # straight-through rounding: the forward pass sees the 8-bit image, the gradient flows to x unchanged
             seen = x + (_quantize(x) - x).detach()
-            log_p = F.log_softmax(_scores(task.model, seen, task.dtype, task.output), dim=1)
+            log_p = F.log_softmax(_scores(task.model, seen, task.dtype, task.output, task.plan), dim=1)
             log_p = log_p.gather(1, targets[:, None])[:, 0]
             grad = torch.autograd.grad(log_p.sum(), x)[0]
             evaluations += n
@@ -220,7 +230,8 @@ def _evolution(task: _Task, labels, steps, population, mutation_rate, halve_ever
 
     def evaluate(genomes):  # uint8 (P, C, H, W) -> probabilities of the cells' classes (P, k)
         with torch.no_grad():
-            return F.softmax(_scores(task.model, genomes.float() / 255, task.dtype, task.output), dim=1)[:, targets]
+            return F.softmax(_scores(task.model, genomes.float() / 255, task.dtype, task.output, task.plan),
+                             dim=1)[:, targets]
 
     start = time.perf_counter()
     # the first generation: random images; each cell takes the best one for its class

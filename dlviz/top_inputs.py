@@ -12,10 +12,11 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
+from . import _precision
 from ._model import model_input
 from ._progress import progress_bar
 from ._validate import as_image_batch, as_int, check_count
-from .hooks import capture, preserved, resolve_layer
+from .hooks import capture, model_device, preserved, resolve_layer
 from .receptive import receptive_field
 
 __all__ = ["top_activations", "TopActivations", "crop"]
@@ -65,7 +66,7 @@ class TopActivations:
 
 
 def top_activations(model: nn.Module, layer, dataset, *, channel: int | None = None, k: int = 9,
-                    batch_size: int | None = None, progress: bool = True) -> TopActivations:
+                    batch_size: int | None = None, progress: bool = True, precision: str = "fp32") -> TopActivations:
     """The ``k`` images of ``dataset`` on which a channel of ``layer`` fires most (Zeiler & Fergus's top-9).
 
     An image's activation for a channel is the maximum over the channel's map (for a linear layer, the feature's
@@ -83,6 +84,10 @@ def top_activations(model: nn.Module, layer, dataset, *, channel: int | None = N
         batch_size: images per forward pass for a tensor or a ``Dataset`` (default 256); a ``DataLoader`` sets its
             own.
         progress: show a progress bar over the batches.
+        precision: "fp32" (default: the model's own arithmetic), "bf16" (forward passes under bfloat16 autocast,
+            activations compared in float32) or "auto" (bf16 for float32 conv nets and MLPs on a device with native
+            bfloat16, else fp32); see :func:`dlviz.fit`. bfloat16 rounds activations to about 3 significant digits,
+            so images whose activations differ by less than that can change places (or drop out of the top k).
 
     Returns:
         A :class:`TopActivations` with ``indices``, ``values``, ``positions``, receptive-field ``boxes`` and
@@ -107,6 +112,7 @@ def top_activations(model: nn.Module, layer, dataset, *, channel: int | None = N
                     else "a positive int")
     if source.size is not None and k > source.size:
         raise ValueError(f"k must be an int in [1, {source.size}] (the number of images), got {k!r}")
+    plan = _precision.plan(precision, model, model_device(model), channels_last=False)
     best_values = best_indices = best_positions = None
     image_shape = None
     seen = 0
@@ -117,8 +123,9 @@ def top_activations(model: nn.Module, layer, dataset, *, channel: int | None = N
             first = image_shape is None
             # the first batch runs the whole model, to check that the layer runs exactly once per pass;
             # the others stop at the layer
-            with capture(model, name, stop=not first) as cap:
+            with capture(model, name, stop=not first) as cap, _precision.autocast(plan):
                 act = cap(batch).get(name)
+            act = _precision.as_float32(act)
             if first:
                 image_shape = tuple(batch.shape[1:])
                 _check_layer_output(cap, name, act)

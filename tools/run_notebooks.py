@@ -4,6 +4,11 @@
 Usage (from the repository root, in the test environment):
     python tools/run_notebooks.py                 # every notebook in notebooks/
     python tools/run_notebooks.py notebooks/04_cnn.ipynb
+    python tools/run_notebooks.py --jobs 1 notebooks/0[0-4]_*.ipynb   # one kernel at a time
+
+Kernels run two at a time by default, one torch thread each: the setting of the test suite, whose two workers run
+two notebooks side by side on a 2-core machine. The report gives each notebook's time and peak memory, then the
+set's wall-clock time and the sum of the notebooks' times (what running them one after another would take).
 
 Each notebook runs in a fresh kernel started from its own folder, with widget state not stored, so the
 committed file passes ``../shared/tools/check_notebooks.py`` and nbval. A notebook that raises is not written.
@@ -11,6 +16,7 @@ Peak memory is the kernel's maximum resident set size. Notebooks run with an emp
 under the tests, so that the stored outputs do not depend on which ImageNet weights this machine happens to have.
 """
 import argparse
+import concurrent.futures
 import os
 import pathlib
 import resource
@@ -47,10 +53,20 @@ def strip_widget_views(nb) -> None:
                 del data["application/vnd.jupyter.widget-view+json"]
 
 
+def run_child(notebook: pathlib.Path, timeout: int):
+    """Execute ``notebook`` in a child process; returns the finished process and its wall-clock seconds."""
+    start = time.perf_counter()
+    child = subprocess.run([sys.executable, __file__, "--one", "--timeout", str(timeout), str(notebook)],
+                           capture_output=True, text=True)
+    return child, time.perf_counter() - start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=pathlib.Path)
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="notebooks run side by side (default 2, as the test suite's two workers)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -59,23 +75,30 @@ def main() -> int:
         print(f"PEAK_KB={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
         return 0
     notebooks = args.notebooks or sorted(pathlib.Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     # as under the tests (see conftest.py): no ImageNet weights, so the stored outputs are the ones CI computes
     os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="dlviz-run-notebooks-torch-home-")
     # one torch thread per kernel, as under the tests (conftest.py): the stored numbers and times are CI's
     os.environ.setdefault("DLVIZ_THREADS", "1")
-    failed = 0
-    print(f"{'notebook':40s} {'time':>8s} {'peak memory':>12s}")
-    for notebook in notebooks:
-        start = time.perf_counter()
-        child = subprocess.run([sys.executable, __file__, "--one", "--timeout", str(args.timeout), str(notebook)],
-                               capture_output=True, text=True)
-        seconds = time.perf_counter() - start
-        peak = next((int(line[8:]) for line in child.stdout.splitlines() if line.startswith("PEAK_KB=")), 0) / 1024
-        status = "" if child.returncode == 0 else "  FAILED"
-        print(f"{notebook.name:40s} {seconds:7.0f}s {peak:9.0f} MB{status}", flush=True)
-        if child.returncode:
-            failed += 1
-            print(child.stderr[-3000:], file=sys.stderr)
+    print(f"{'notebook':40s} {'time':>8s} {'peak memory':>12s}   ({args.jobs} at a time, "
+          f"{os.environ['DLVIZ_THREADS']} thread each)")
+    start, seconds, failed = time.perf_counter(), {}, 0
+    # threads only wait for the child processes, which do the work
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        runs = {pool.submit(run_child, notebook, args.timeout): notebook for notebook in notebooks}
+        for done in concurrent.futures.as_completed(runs):
+            notebook, (child, seconds[notebook]) = runs[done], done.result()
+            peak = next((int(line[8:]) for line in child.stdout.splitlines() if line.startswith("PEAK_KB=")), 0) / 1024
+            status = "" if child.returncode == 0 else "  FAILED"
+            print(f"{notebook.name:40s} {seconds[notebook]:7.0f}s {peak:9.0f} MB{status}", flush=True)
+            if child.returncode:
+                failed += 1
+                print(child.stderr[-3000:], file=sys.stderr)
+    if len(notebooks) > 1:
+        wall = time.perf_counter() - start
+        print(f"{len(notebooks)} notebooks: {wall / 60:.1f} min wall-clock with {args.jobs} at a time; "
+              f"their times sum to {sum(seconds.values()) / 60:.1f} min")
     return 1 if failed else 0
 
 
