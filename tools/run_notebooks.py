@@ -7,7 +7,7 @@ Usage (from the repository root, in the test environment):
     python tools/run_notebooks.py --jobs 1 notebooks/0[0-4]_*.ipynb   # one kernel at a time
 
 Kernels run two at a time by default, one torch thread each: the setting of the test suite, whose two workers run
-two notebooks side by side on a 2-core machine. The report gives each notebook's time and peak memory, then the
+two notebooks side by side on a 2-core machine; the longest notebooks (by their last run) start first. The report gives each notebook's time and peak memory, then the
 set's wall-clock time and the sum of the notebooks' times (what running them one after another would take).
 
 Each notebook runs in a fresh kernel started from its own folder, with widget state not stored, so the
@@ -53,6 +53,22 @@ def strip_widget_views(nb) -> None:
                 del data["application/vnd.jupyter.widget-view+json"]
 
 
+def stored_seconds(path: pathlib.Path) -> float:
+    """The notebook's cell time in its last run, from the execution timestamps nbclient stores (0 when absent)."""
+    import datetime
+
+    import nbformat
+
+    total = 0.0
+    for cell in nbformat.read(path, as_version=4).cells:
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            start, end = (datetime.datetime.fromisoformat(stamps[key].replace("Z", "+00:00"))
+                          for key in ("iopub.execute_input", "shell.execute_reply"))
+            total += (end - start).total_seconds()
+    return total
+
+
 def run_child(notebook: pathlib.Path, timeout: int):
     """Execute ``notebook`` in a child process; returns the finished process and its wall-clock seconds."""
     start = time.perf_counter()
@@ -83,6 +99,8 @@ def main() -> int:
     os.environ.setdefault("DLVIZ_THREADS", "1")
     print(f"{'notebook':40s} {'time':>8s} {'peak memory':>12s}   ({args.jobs} at a time, "
           f"{os.environ['DLVIZ_THREADS']} thread each)")
+    if args.jobs > 1:  # the longest first (by their last run), so that the kernels finish close together
+        notebooks = sorted(notebooks, key=stored_seconds, reverse=True)
     start, seconds, failed = time.perf_counter(), {}, 0
     # threads only wait for the child processes, which do the work
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
