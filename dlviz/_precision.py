@@ -1,6 +1,8 @@
 """Which arithmetic and memory layout a dlviz call runs a model in: ``precision="auto" | "fp32" | "bf16"``.
 
-One place decides, for :func:`dlviz.fit` and :func:`dlviz.evaluate` (and benchmarks/run.py asks it too):
+One place decides, for :func:`dlviz.fit` and :func:`dlviz.evaluate`, and for the inference-heavy paths
+:func:`dlviz.occlusion`, :func:`dlviz.top_activations` and :func:`dlviz.fooling_images` (which default to "fp32" and
+run bfloat16 only on request); benchmarks/run.py asks it too:
 
 * ``"fp32"``: the model's own float arithmetic, no autocast (a float64 model stays float64).
 * ``"bf16"``: bfloat16 autocast (``torch.autocast(device_type, dtype=torch.bfloat16)``) around the forward pass;

@@ -16,14 +16,14 @@ Neither function fails silently:
 
 Precision (``precision="auto" | "fp32" | "bf16"``, see ``dlviz._precision``): "bf16" runs the forward pass under
 bfloat16 autocast while weights, gradients and the optimizer's state stay float32; the loss, the accuracy and the
-finite checks are computed in float32. "auto" (the default) picks bfloat16 where the device computes it natively
-(a CPU with avx512_bf16 or amx_bf16, a GPU with bfloat16 support) for conv nets and MLPs of float32 -- LeNet
-trains 2.0-2.1x faster than a plain float32 loop, with the same test accuracy (benchmarks/RESULTS.md) -- and float32
-otherwise (recurrent models, float64 models, CPUs without bfloat16 instructions). Models with an ``nn.Conv2d``
-run in channels-last memory layout (model and batches) whatever the precision. The choice shows in the progress
-bars and in ``History.precision`` / ``History.channels_last``. After the call the parameters hold their trained
-float32 values in the dtype and memory layout (strides) they had before; the optimizer's moment buffers created
-during the call may be in channels-last layout, which changes no result.
+finite checks are computed in float32. "auto" (the default) picks bfloat16 where the device computes it natively (a
+CPU with avx512_bf16 or amx_bf16, a GPU with bfloat16 support) for conv nets and MLPs of float32 -- LeNet trains
+about 2x (1.95-2.08x) faster than a plain float32 loop, with the same test accuracy (benchmarks/RESULTS.md) -- and
+float32 otherwise (recurrent models, float64 models, CPUs without bfloat16 instructions). Models with an
+``nn.Conv2d`` run in channels-last memory layout (model and batches) whatever the precision. The choice shows in the
+progress bars and in ``History.precision`` / ``History.channels_last``. After the call the parameters hold their
+trained float32 values in the dtype and memory layout (strides) they had before; the optimizer's moment buffers
+created during the call may be in channels-last layout, which changes no result.
 """
 from __future__ import annotations
 

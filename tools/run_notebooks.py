@@ -7,8 +7,9 @@ Usage (from the repository root, in the test environment):
     python tools/run_notebooks.py --jobs 1 notebooks/0[0-4]_*.ipynb   # one kernel at a time
 
 Kernels run two at a time by default, one torch thread each: the setting of the test suite, whose two workers run
-two notebooks side by side on a 2-core machine; the longest notebooks (by their last run) start first. The report gives each notebook's time and peak memory, then the
-set's wall-clock time and the sum of the notebooks' times (what running them one after another would take).
+two notebooks side by side on a 2-core machine; the longest notebooks (by their last run) start first. The report
+gives each notebook's time and peak memory, then the set's wall-clock time and the sum of the notebooks' times (what
+running them one after another would take).
 
 Each notebook runs in a fresh kernel started from its own folder, with widget state not stored, so the
 committed file passes ``../shared/tools/check_notebooks.py`` and nbval. A notebook that raises is not written.
