@@ -179,9 +179,9 @@ def _restrided(tensor: torch.Tensor, stride) -> torch.Tensor:
     return out
 
 
-def autocast(the_plan: Plan):
-    """The autocast context of the plan (a null context unless it is bfloat16)."""
-    if the_plan.autocast:
+def autocast(the_plan: Plan | None):
+    """The autocast context of the plan (a null context unless it is bfloat16; None: the model's own arithmetic)."""
+    if the_plan is not None and the_plan.autocast:
         return torch.autocast(the_plan.device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -20,7 +20,6 @@ the form in which an image is saved. :func:`fooling_images` returns the images; 
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ def _scores(model, images, dtype, output, plan: _precision.Plan | None = None) -
     """The class scores (N, classes), at least in float32; the model sees a copy of ``images`` in its own dtype (a
     model that works in place cannot change them), under the plan's autocast, and gradients flow back to
     ``images``."""
-    with _precision.autocast(plan) if plan is not None else contextlib.nullcontext():
+    with _precision.autocast(plan):
         out = model(images.to(dtype=dtype, copy=True))
     scores = select_scores(out, output, model=model, n=len(images), need_classes=True)
     return scores.to(torch.promote_types(scores.dtype, torch.float32))

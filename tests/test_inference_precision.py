@@ -1,6 +1,7 @@
 """precision= on the inference-heavy paths (occlusion, top_activations, fooling_images): float32 by default and
 unchanged, bfloat16 when asked where the CPU has it (and close to float32), the fallback where it does not, bad
 values refused, and the model left as it was."""
+import contextlib
 import copy
 import warnings
 
@@ -25,13 +26,18 @@ def digits(n=64, seed=0):
     return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
 
 
+@contextlib.contextmanager
 def recording(model):
-    """The (dtype, batch size) of every output of the model's convolutions and linear layers, and the hooks'
-    handles."""
+    """Yields a list that collects the (dtype, batch size) of every output of the model's convolutions and linear
+    layers inside the block; the hooks are removed afterwards."""
     seen = []
     handles = [m.register_forward_hook(lambda m, i, o: seen.append((o.dtype, o.shape[0])))
                for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    return seen, handles
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 # the batch size of the passes that compute each call's result: top_activations's receptive-field probes (which
@@ -58,10 +64,8 @@ CALLS = {
 @pytest.mark.parametrize("name", CALLS)
 def test_fp32_is_the_default_and_runs_in_float32(name):
     model = lenet()
-    seen, handles = recording(model)
-    CALLS[name](model, "fp32")
-    for handle in handles:
-        handle.remove()
+    with recording(model) as seen:
+        CALLS[name](model, "fp32")
     assert dtypes(name, seen) == {torch.float32}
 
 
@@ -76,10 +80,8 @@ def test_bad_precision_is_refused(name):
 def test_bf16_runs_in_bfloat16_and_leaves_the_model_as_it_was(name):
     model = lenet()
     before = copy.deepcopy(model.state_dict())
-    seen, handles = recording(model)
-    CALLS[name](model, "bf16")
-    for handle in handles:
-        handle.remove()
+    with recording(model) as seen:
+        CALLS[name](model, "bf16")
     if name == "fooling_images":  # the search in bfloat16; the last pass measures the confidences in float32
         assert [dtype for dtype, _ in seen[-4:]] == [torch.float32] * 4
         seen = seen[:-4]
@@ -94,11 +96,8 @@ def test_bf16_runs_in_bfloat16_and_leaves_the_model_as_it_was(name):
 def test_bf16_without_native_support_warns_and_runs_float32(monkeypatch, name):
     monkeypatch.setattr(_precision, "cpu_native_bf16", lambda: False)
     model = lenet()
-    seen, handles = recording(model)
-    with pytest.warns(UserWarning, match="no native bfloat16"):
+    with recording(model) as seen, pytest.warns(UserWarning, match="no native bfloat16"):
         CALLS[name](model, "bf16")
-    for handle in handles:
-        handle.remove()
     assert dtypes(name, seen) == {torch.float32}
 
 
@@ -106,12 +105,9 @@ def test_bf16_without_native_support_warns_and_runs_float32(monkeypatch, name):
 def test_auto_without_native_support_is_float32_silently(monkeypatch, name):
     monkeypatch.setattr(_precision, "cpu_native_bf16", lambda: False)
     model = lenet()
-    seen, handles = recording(model)
-    with warnings.catch_warnings():
+    with recording(model) as seen, warnings.catch_warnings():
         warnings.simplefilter("error")
         CALLS[name](model, "auto")
-    for handle in handles:
-        handle.remove()
     assert dtypes(name, seen) == {torch.float32}
 
 
