@@ -13,6 +13,10 @@ run bfloat16 only on request); benchmarks/run.py asks it too:
   recurrent models (their cell state is carried from step to step, where bfloat16's 8-bit mantissa compounds),
   float64 models, anything else, and every device without native bfloat16 (where it would be emulated, slower).
 
+The environment variable ``DLVIZ_PRECISION=fp32`` makes ``"auto"`` choose float32 everywhere, as it does on a
+machine without native bfloat16: a developer's way to check on one machine that a lesson also holds on another.
+``DLVIZ_PRECISION=auto`` (or unset) is the default; explicit ``"bf16"`` and ``"fp32"`` are not affected.
+
 Independently of the precision, a model holding an ``nn.Conv2d`` runs in channels-last memory layout (model and
 4-d batches), which oneDNN's convolutions and pooling run faster on CPUs; the layout of every parameter, gradient
 and buffer is put back afterwards.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -29,6 +34,7 @@ from torch import nn
 
 PRECISIONS = ("auto", "fp32", "bf16")
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+PRECISION_VARIABLE = "DLVIZ_PRECISION"
 # model kinds for which "auto" picks bfloat16 on a device with native bfloat16 (measured: see benchmarks/run.py)
 AUTO_BF16_KINDS = ("conv", "mlp")
 
@@ -57,6 +63,17 @@ def native_bf16(device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     return False
+
+
+def auto_bf16(device) -> bool:
+    """Whether ``precision="auto"`` may choose bfloat16 on ``device``: it computes bfloat16 natively and the
+    environment variable ``DLVIZ_PRECISION`` is unset or ``"auto"`` (``"fp32"`` rules bfloat16 out). Any other value
+    of the variable raises ValueError."""
+    setting = os.environ.get(PRECISION_VARIABLE, "auto").strip().lower() or "auto"
+    if setting not in ("auto", "fp32"):
+        raise ValueError(f"the environment variable {PRECISION_VARIABLE} must be 'auto' or 'fp32' (what "
+                         f"precision='auto' may choose), got {os.environ[PRECISION_VARIABLE]!r}")
+    return setting == "auto" and native_bf16(device)
 
 
 def model_kind(model: nn.Module) -> str:
@@ -127,7 +144,7 @@ def plan(precision: str, model: nn.Module, device, *, channels_last: bool = True
             warnings.warn(f"precision='bf16': this {device.type} has no native bfloat16 arithmetic ({why}); running "
                           f"in float32 instead", UserWarning, stacklevel=3)
     elif precision == "auto":
-        use_bf16 = dtype == torch.float32 and kind in AUTO_BF16_KINDS and native_bf16(device)
+        use_bf16 = dtype == torch.float32 and kind in AUTO_BF16_KINDS and auto_bf16(device)
     layout = channels_last and kind == "conv" and device.type in ("cpu", "cuda")
     return Plan("bf16" if use_bf16 else own, layout, device.type)
 

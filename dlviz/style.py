@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ._model import gradients_on, model_dtype, to_caller
-from ._precision import _NAMES, PRECISIONS, native_bf16
+from ._precision import _NAMES, PRECISIONS, auto_bf16
 from ._progress import progress_bar
 from ._validate import as_image_batch, as_int, check_count, check_number
 from .hooks import model_device, preserved
@@ -349,12 +349,6 @@ def _work_dtype(extractor: nn.Module) -> torch.dtype:
     return torch.float64 if model_dtype(extractor) == torch.float64 else torch.float32
 
 
-def _native_bf16(device) -> bool:
-    """Whether ``device`` runs bfloat16 natively (see :func:`dlviz._precision.native_bf16`); emulated bfloat16
-    would be slower than float32."""
-    return native_bf16(device)
-
-
 def _resolve_precision(precision, extractor: nn.Module) -> str:
     """``"auto"``/``"fp32"``/``"bf16"`` -> what runs: ``"bf16"`` (bfloat16 convolutions), or the extractor's own
     dtype (``"fp32"``, or ``"fp64"`` for a float64 extractor; a bfloat16 extractor always runs ``"bf16"``)."""
@@ -364,7 +358,7 @@ def _resolve_precision(precision, extractor: nn.Module) -> str:
     if dtype in (torch.bfloat16, torch.float16):
         return _NAMES[dtype]
     if precision == "bf16" or (precision == "auto" and dtype == torch.float32
-                               and _native_bf16(model_device(extractor))):
+                               and auto_bf16(model_device(extractor))):
         return "bf16"
     return _NAMES.get(dtype, str(dtype))
 

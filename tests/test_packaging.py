@@ -1,6 +1,7 @@
 """The set-up files agree with each other: pyproject, conda's environment.yml, Binder, the constraints, CI and README."""
 import ast
 import email.parser
+import json
 import os
 import pathlib
 import re
@@ -124,6 +125,19 @@ def test_ci_runs_the_readme_test_command():
 def test_pytest_collects_every_notebook():
     assert "notebooks" in PYPROJECT["tool"]["pytest"]["ini_options"]["testpaths"]
     assert "--nbval " in PYPROJECT["tool"]["pytest"]["ini_options"]["addopts"] + " "
+
+
+def test_notebooks_are_checked_by_their_asserts_and_their_machine_independent_outputs():
+    """nbval runs every cell (the lessons' asserts) and compares only the outputs tagged as the same on every machine
+    and seed (tools/mark_stable_outputs.py); CI runs the notebooks a second time on another machine's arithmetic and
+    other seeds, asserts only."""
+    assert "--nbval-lax" in PYPROJECT["tool"]["pytest"]["ini_options"]["addopts"].split()
+    lane = "tools/run_notebooks.py --check --isa AVX2 --precision fp32 --seed-offset 3"
+    assert lane in readme_commands()[1]
+    tagged = sum("nbval-check-output" in cell.get("metadata", {}).get("tags", [])
+                 for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
+                 for cell in json.loads(path.read_text())["cells"])
+    assert tagged > 50, "the machine-independent outputs should be tagged for comparison"
 
 
 def test_conda_pip_section_is_a_valid_requirements_list():

@@ -65,6 +65,7 @@ def manual_loop(model, x, y, batch_size, channels_last=False):
 
 def patched_native(monkeypatch, native: bool):
     monkeypatch.setattr(_precision, "cpu_native_bf16", lambda: native)
+    monkeypatch.delenv("DLVIZ_PRECISION", raising=False)   # the default choice, whatever this shell says
 
 
 # --- fp32 forced --------------------------------------------------------------------------------------------------
@@ -310,3 +311,37 @@ def test_lenet_test_accuracy_after_two_epochs_is_the_same_for_auto_and_fp32(data
     print(accuracy)
     assert accuracy["fp32"] > 0.9
     assert abs(accuracy["auto"] - accuracy["fp32"]) < 0.02, accuracy
+
+
+# --- DLVIZ_PRECISION: another machine's choice on this one ----------------------------------------------------------
+
+def test_the_environment_can_rule_bfloat16_out_of_auto(monkeypatch):
+    """DLVIZ_PRECISION=fp32 makes "auto" choose float32 as on a machine without bfloat16; explicit choices and the
+    layout are unchanged; "auto" (or unset, or empty) is the default; anything else is a clear error."""
+    patched_native(monkeypatch, True)
+    for setting in (None, "auto", "AUTO", ""):
+        if setting is None:
+            monkeypatch.delenv("DLVIZ_PRECISION", raising=False)
+        else:
+            monkeypatch.setenv("DLVIZ_PRECISION", setting)
+        assert _precision.plan("auto", lenet(), "cpu").precision == "bf16"
+    monkeypatch.setenv("DLVIZ_PRECISION", "fp32")
+    assert _precision.plan("auto", lenet(), "cpu") == _precision.Plan("fp32", True, "cpu")
+    assert _precision.plan("auto", mlp(), "cpu").precision == "fp32"
+    assert _precision.plan("bf16", lenet(), "cpu").precision == "bf16"   # an explicit request is honoured
+    x, y = digits(64)
+    assert dlviz.fit(mlp(), (x, y), epochs=1, batch_size=64, progress=False).precision == "fp32"
+    for bad in ("bf16", "float32", "1"):
+        monkeypatch.setenv("DLVIZ_PRECISION", bad)
+        with pytest.raises(ValueError, match="DLVIZ_PRECISION must be 'auto' or 'fp32'"):
+            _precision.plan("auto", mlp(), "cpu")
+
+
+def test_style_transfer_follows_the_same_switch(monkeypatch):
+    from dlviz import style
+    patched_native(monkeypatch, True)
+    extractor = style.vgg19_features(None)
+    monkeypatch.setenv("DLVIZ_PRECISION", "fp32")
+    assert style._resolve_precision("auto", extractor) == "fp32"
+    monkeypatch.setenv("DLVIZ_PRECISION", "auto")
+    assert style._resolve_precision("auto", extractor) == "bf16"

@@ -65,3 +65,33 @@ def test_a_notebook_that_raises_fails_the_run_and_is_not_written(tmp_path):
 def test_jobs_must_be_positive(tmp_path):
     done = run("--jobs", "0", notebook(tmp_path / "00_x.ipynb", "1"), cwd=tmp_path)
     assert done.returncode == 2 and "--jobs must be at least 1" in done.stderr
+
+
+def test_check_runs_every_cell_reports_each_failed_assert_and_writes_nothing(tmp_path):
+    path = notebook(tmp_path / "00_lesson.ipynb", "x = 1", "assert x == 2, 'x should be 2'", "y = x + 1",
+                    "assert y > 5")
+    before = path.read_text()
+    done = run("--jobs", "1", "--check", path, cwd=tmp_path)
+    assert done.returncode == 1 and "FAILED" in done.stdout
+    assert "cell 1: AssertionError: x should be 2" in done.stdout
+    assert "at: assert x == 2, 'x should be 2'" in done.stdout
+    assert "cell 3: AssertionError" in done.stdout and "at: assert y > 5" in done.stdout   # ran after the failure
+    assert path.read_text() == before
+
+
+def test_another_machine_and_other_seeds_reach_the_kernel(tmp_path):
+    """--isa, --precision and --seed-offset set the variables that oneDNN, ATen, MKL and dlviz read, in the kernel;
+    --output-dir writes the executed notebook there and leaves the original alone."""
+    path = notebook(tmp_path / "00_env.ipynb", "import os",
+                    "print([os.environ.get(k) for k in ('ONEDNN_MAX_CPU_ISA', 'ATEN_CPU_CAPABILITY', 'MKL_CBWR', "
+                    "'DLVIZ_PRECISION', 'DLVIZ_SEED_OFFSET')])",
+                    "from dlviz.train import shifted\nprint(shifted(0), shifted(2))")
+    before = path.read_text()
+    done = run("--jobs", "1", "--check", "--isa", "AVX2", "--precision", "fp32", "--seed-offset", "3",
+               "--output-dir", tmp_path / "out", path, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in done.stdout and "DLVIZ_SEED_OFFSET=3" in done.stdout
+    executed = nbformat.read(tmp_path / "out" / path.name, as_version=4)
+    assert executed.cells[1].outputs[0]["text"] == "['AVX2', 'avx2', 'AVX2', 'fp32', '3']\n"
+    assert executed.cells[2].outputs[0]["text"] == "3 5\n"
+    assert path.read_text() == before

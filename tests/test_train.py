@@ -401,3 +401,32 @@ def test_huge_but_finite_gradients_and_inputs_pass_the_finite_checks():
     assert history.epochs == 1 and math.isfinite(history.train_loss[0])
     assert float(x.sum(dtype=torch.float32)) == float("inf")
     assert float(model.weight.grad.sum(dtype=torch.float32)) == float("inf")  # the screen overflowed, and passed
+
+
+def test_shifted_moves_every_seed_by_the_offset_in_the_environment(monkeypatch):
+    """DLVIZ_SEED_OFFSET shifts the course's seeds in one place; unset, a seed is itself (what a student runs)."""
+    monkeypatch.delenv("DLVIZ_SEED_OFFSET", raising=False)
+    assert [train.shifted(s) for s in (0, 1, 2)] == [0, 1, 2] and train.seed_offset() == 0
+    monkeypatch.setenv("DLVIZ_SEED_OFFSET", "3")
+    assert [train.shifted(s) for s in (0, 1, 2)] == [3, 4, 5] and train.seed_offset() == 3
+    dlviz.seed(train.shifted(0)); a = torch.rand(3)
+    dlviz.seed(3); b = torch.rand(3)
+    assert torch.equal(a, b)
+    monkeypatch.setenv("DLVIZ_SEED_OFFSET", " ")
+    assert train.shifted(7) == 7
+
+
+@pytest.mark.parametrize("offset", ["-1", "two", "1.5"])
+def test_a_bad_seed_offset_is_a_clear_error(monkeypatch, offset):
+    monkeypatch.setenv("DLVIZ_SEED_OFFSET", offset)
+    with pytest.raises(ValueError, match="DLVIZ_SEED_OFFSET must be a non-negative integer"):
+        train.shifted(0)
+
+
+def test_shifted_rejects_what_is_not_a_seed(monkeypatch):
+    monkeypatch.setenv("DLVIZ_SEED_OFFSET", "1")
+    for bad in (-1, 1.0, True, "0", None):
+        with pytest.raises(ValueError, match="non-negative int seed"):
+            train.shifted(bad)
+    with pytest.raises(ValueError, match="past 2\\*\\*32 - 1"):
+        train.shifted(2**32 - 1)
