@@ -46,7 +46,7 @@ from ._progress import progress
 from ._validate import check_number
 from .hooks import model_device, preserved
 
-__all__ = ["fit", "evaluate", "History", "device", "seed", "progress"]
+__all__ = ["fit", "evaluate", "History", "device", "seed", "shifted", "seed_offset", "progress"]
 
 SEED_LIMIT = 2**32  # numpy's legacy generator takes seeds in [0, 2**32); Python's and torch's take more
 SEED_OFFSET_VARIABLE = "DLVIZ_SEED_OFFSET"
@@ -92,7 +92,13 @@ def seed(n: int) -> None:
 
 def seed_offset() -> int:
     """The environment variable ``DLVIZ_SEED_OFFSET`` as an int (0 when unset): how far :func:`shifted` moves every
-    seed the course uses. A value that is not a non-negative integer raises ValueError."""
+    seed the course uses. A value that is not a non-negative integer raises ValueError.
+
+    Example:
+        >>> import os, dlviz
+        >>> dlviz.train.seed_offset() == int(os.environ.get("DLVIZ_SEED_OFFSET", "").strip() or 0)
+        True
+    """
     text = os.environ.get(SEED_OFFSET_VARIABLE, "").strip() or "0"
     if not text.isdigit():
         raise ValueError(f"the environment variable {SEED_OFFSET_VARIABLE} must be a non-negative integer (how far to "

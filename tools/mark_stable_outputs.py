@@ -14,7 +14,8 @@ rules of notebooks/nbval_sanitize.cfg, are identical in the committed notebook a
 counts, parameter and multiply-add counts, exact integer results. Numbers that come out of training or optimization
 differ between seeds (give a run with DLVIZ_SEED_OFFSET) or arithmetics (give one with ``--isa AVX2 --precision
 fp32``, or one from the other machine kind), so they stay untagged and are checked by the lessons' asserts instead.
-Cells tagged ``nbval-ignore-output`` are left alone. A run whose notebook has a different number of cells than the
+Cells tagged ``nbval-ignore-output`` are left alone, and so are cells that report a rounding error (a number
+written as ``1.1e-16``, below 1e-5): its digits depend on the processor even when every run here agreed. A run whose notebook has a different number of cells than the
 committed one is skipped for that notebook (re-run it after editing).
 """
 import argparse
@@ -54,14 +55,18 @@ def text_of(cell, rules) -> str:
     return text
 
 
+ROUNDING_ERROR = re.compile(r"\d[eE]-(0*[5-9]|0*[1-9]\d)\b")   # 3e-06, 1.1e-16: the size of a rounding error
+
+
 def stable_cells(committed, runs: list, rules) -> set:
-    """Indices of code cells with a non-empty text output that is the same in ``committed`` and in every run."""
+    """Indices of code cells with a non-empty text output that is the same in ``committed`` and in every run, and
+    that reports no rounding error."""
     stable = set()
     for index, cell in enumerate(committed.cells):
         if cell.cell_type != "code" or IGNORE in cell.metadata.get("tags", []):
             continue
         text = text_of(cell, rules)
-        if text and all(text_of(run.cells[index], rules) == text for run in runs):
+        if text and not ROUNDING_ERROR.search(text) and all(text_of(run.cells[index], rules) == text for run in runs):
             stable.add(index)
     return stable
 

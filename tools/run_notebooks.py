@@ -41,6 +41,7 @@ ISAS = {
     "AVX512_CORE_BF16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
     "AVX512_CORE": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AVX512"},
     "AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"},
+    "SSE41": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "SSE4_2"},
 }
 
 
@@ -123,7 +124,7 @@ def main() -> int:
                         help="run every cell, write nothing (unless --output-dir) and report the cells that raised")
     parser.add_argument("--output-dir", type=pathlib.Path, help="write the executed notebooks here, not in place")
     parser.add_argument("--isa", choices=sorted(ISAS), help="another processor's kernels (oneDNN, ATen, MKL)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+    parser.add_argument("--precision", choices=("auto", "fp32"),
                         help='what precision="auto" chooses (DLVIZ_PRECISION; fp32: a machine without bfloat16)')
     parser.add_argument("--seed-offset", type=int, help="shift every seed the course uses (DLVIZ_SEED_OFFSET)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
