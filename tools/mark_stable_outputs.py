@@ -15,8 +15,9 @@ counts, parameter and multiply-add counts, exact integer results. Numbers that c
 differ between seeds (give a run with DLVIZ_SEED_OFFSET) or arithmetics (give one with ``--isa AVX2 --precision
 fp32``, or one from the other machine kind), so they stay untagged and are checked by the lessons' asserts instead.
 Cells tagged ``nbval-ignore-output`` are left alone, and so are cells that report a rounding error (a number
-written as ``1.1e-16``, below 1e-5): its digits depend on the processor even when every run here agreed. A run whose notebook has a different number of cells than the
-committed one is skipped for that notebook (re-run it after editing).
+written as ``1.1e-16``, below 1e-5, or as ``0.0e+00``): its digits depend on the processor even when every run here
+agreed. A run whose notebook has a different number of cells than the committed one is skipped for that notebook
+(re-run it after editing).
 """
 import argparse
 import pathlib
@@ -55,7 +56,8 @@ def text_of(cell, rules) -> str:
     return text
 
 
-ROUNDING_ERROR = re.compile(r"\d[eE]-(0*[5-9]|0*[1-9]\d)\b")   # 3e-06, 1.1e-16: the size of a rounding error
+# 3e-06, 1.1e-16, 0.0e+00: the size of a rounding error, written in scientific notation
+ROUNDING_ERROR = re.compile(r"\d[eE]-(0*[5-9]|0*[1-9]\d)\b|\b0\.0+[eE][+-]?0+\b")
 
 
 def stable_cells(committed, runs: list, rules) -> set:
@@ -93,7 +95,7 @@ def main() -> int:
         stable = stable_cells(committed, runs, rules)
         with_text = sum(1 for c in committed.cells if c.cell_type == "code" and text_of(c, rules))
         print(f"{path.name:40s} {len(stable):3d} of {with_text:3d} cells with text output compared "
-              f"({len(runs)} runs agree on them)")
+              f"(the same in {len(runs)} other runs)")
         if args.write:
             for index, cell in enumerate(committed.cells):
                 if cell.cell_type != "code":
