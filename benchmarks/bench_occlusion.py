@@ -17,15 +17,16 @@ import warnings
 import torch
 
 import dlviz
+from dlviz.attribution.occlusion import window_starts
 
 
 def case_lenet():
     try:
-        model = dlviz.zoo.load("lenet_mnist")
+        model = dlviz.models.zoo.load("lenet_mnist")
         name = "LeNet (shipped weights)"
     except FileNotFoundError:
         torch.manual_seed(0)
-        model, name = dlviz.zoo.LeNet().eval(), "LeNet (random weights)"
+        model, name = dlviz.models.zoo.LeNet().eval(), "LeNet (random weights)"
     try:
         images, labels = dlviz.data.tensors(dlviz.data.mnist(train=False), limit=1)
         x, target = images[:1], int(labels[0])
@@ -77,7 +78,7 @@ def run(case, repeats):
             for key, fn in runs.items():
                 times[key] = min(times[key], best_time(fn, 1))
     best_captum = min(v for k, v in times.items() if k != "dlviz")
-    windows = len(dlviz.occlude.window_starts(x.shape[-1], window, stride)) ** 2
+    windows = len(window_starts(x.shape[-1], window, stride)) ** 2
     print(f"{name}: window {window}, stride {stride} ({windows} windows)")
     print("    " + "   ".join(f"{k} {v:.3f} s" for k, v in times.items()))
     print(f"    ratio (best Captum / dlviz): {best_captum / times['dlviz']:.2f}")

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from dlviz import style
+from dlviz.synthesis import style
 
 
 def images(size):

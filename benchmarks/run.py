@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import dlviz
-from dlviz import style as dstyle
+from dlviz.attribution.occlusion import window_starts
+from dlviz.synthesis import style as dstyle
 
 NOTES: list[str] = []
 
@@ -106,11 +107,11 @@ def digits(n: int, train: bool = False):
 def lenet(shipped: bool = True):
     if shipped:
         try:
-            return dlviz.zoo.load("lenet_mnist").eval(), "LeNet (shipped weights)"
+            return dlviz.models.zoo.load("lenet_mnist").eval(), "LeNet (shipped weights)"
         except Exception:
             pass
     torch.manual_seed(0)
-    return dlviz.zoo.LeNet().eval(), "LeNet (random weights)"
+    return dlviz.models.zoo.LeNet().eval(), "LeNet (random weights)"
 
 
 def resnet18():
@@ -183,7 +184,7 @@ def bench_gradients(table, args, have_captum):
             ("Integrated Gradients (50 steps)",
              lambda: dlviz.integrated_gradients(model, x, target, steps=50, progress=False),
              "Captum IntegratedGradients", lambda: IntegratedGradients(model).attribute(x, target=target, n_steps=50)),
-            ("Grad-CAM", lambda: dlviz.grad_cam(model, x, target, layer_name, upsample=False),
+            ("Grad-CAM", lambda: dlviz.grad_cam(model, x, target, layer=layer_name, upsample=False),
              "Captum LayerGradCam",
              lambda: LayerGradCam(model, layer_module).attribute(x, target=target, relu_attributions=True)),
         ]
@@ -206,7 +207,7 @@ def bench_inference_precision(table, args):
     x, _ = digits(n)
 
     def top(precision):
-        return dlviz.top_activations(model, "features.3", x, k=9, progress=False, precision=precision)
+        return dlviz.top_activations(model, x, layer="features.3", k=9, progress=False, precision=precision)
 
     exact, rounded = top("fp32"), top("bf16")
     shared = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact.indices, rounded.indices))
@@ -283,7 +284,8 @@ def bench_attacks(table, args):
         same = agreement(ours(), theirs())
         t_ours, t_theirs = side_by_side(ours, theirs, args.repeats)
         table.add(f"FGSM, {what}", t_ours, "plain PyTorch", t_theirs, same)
-        ours = lambda: dlviz.pgd(model, x, y, eps, alpha=alpha, steps=10, random_start=False)  # noqa: E731
+        ours = lambda: dlviz.pgd(model, x, y, eps, alpha=alpha, steps=10, random_start=False,  # noqa: E731
+                                 progress=False)
         theirs = lambda: plain_pgd(model, x, y, eps, alpha, 10)  # noqa: E731
         same = agreement(ours(), theirs())
         t_ours, t_theirs = side_by_side(ours, theirs, args.repeats)
@@ -331,7 +333,7 @@ def bench_training(table, args, peak, fractions):
     for batches, batch_size in cases:
         x, y = digits(batches * batch_size, train=True)
         torch.manual_seed(0)
-        ours_model = dlviz.zoo.LeNet()
+        ours_model = dlviz.models.zoo.LeNet()
         theirs_model = copy.deepcopy(ours_model)
         g_theirs = torch.Generator().manual_seed(0)
         chosen = []
@@ -494,7 +496,7 @@ def bench_memory(args) -> list[str]:
         dlviz.occlusion(model, x[..., :32, :32], 1, window=16, stride=8, progress=False)  # warm-up
         own = peak_rss_increase_mb(lambda: model(x.expand(64, -1, -1, -1).clone()))
         used = peak_rss_increase_mb(lambda: dlviz.occlusion(model, x, 1, window=16, stride=8, progress=False))
-        windows = len(dlviz.occlude.window_starts(size, 16, 8)) ** 2
+        windows = len(window_starts(size, 16, 8)) ** 2
         if used is None:
             lines.append(f"| {size} px | {windows} | n/a (no /proc/self/clear_refs) | n/a | n/a |")
         else:

@@ -2,29 +2,28 @@
 
 Nothing here touches the network at import time; datasets and weights are resolved when asked for. Every tool takes
 the model first and images ``x`` second (float, in [0, 1]); see the API reference for the shared vocabulary.
+
+The package has three wings, with imports pointing only down: a private core (``_model``, ``_precision``,
+``_progress``, ``_validate``, ``_fetch``); the tools by family (``hooks``, ``attribution``, ``synthesis``,
+``adversarial``, ``models``, ``train``, ``data``, ``plot``, ``complexity``, ``widgets``); and ``dlviz.course``, which
+only the notebooks import and this module never does.
 """
-from . import (adversarial, attribution, augment, cam, complexity, data, dream, engine, exercises, generate, hooks,
-               integrated, lowprec, plot, smooth, style, text, train, wrappers, zoo)
+from . import adversarial, attribution, complexity, data, hooks, models, plot, synthesis, train
 from .adversarial import fgsm, fooling_images, lbfgs_attack, pgd
-from .attribution import deconvnet, guided_backprop, occlusion, saliency, top_activations
-from .cam import grad_cam
+from .attribution import (deconvnet, grad_cam, guided_backprop, integrated_gradients, occlusion, receptive_field,
+                          saliency, smoothgrad, top_activations)
 from .complexity import count_parameters, multiply_adds
-from .dream import class_visualization, deepdream, feature_visualization
 from .hooks import activations, capture
-from .integrated import integrated_gradients
-from .invert import invert  # dlviz.invert is the function; "from dlviz.invert import InversionInfo" still works
-from .receptive import receptive_field
-from .smooth import smoothgrad
-from .style import style_transfer, texture_synthesis
+from .models import normalized
+from .synthesis import (class_visualization, deepdream, feature_visualization, invert, style_transfer,
+                        texture_synthesis)
 from .train import History, device, evaluate, fit, seed
-from .wrappers import normalized
 
 __version__ = "0.1.0"
 
 __all__ = [
     # modules
-    "adversarial", "attribution", "augment", "cam", "complexity", "data", "dream", "engine", "exercises", "generate",
-    "hooks", "integrated", "lowprec", "plot", "smooth", "style", "text", "train", "wrappers", "zoo",
+    "adversarial", "attribution", "complexity", "data", "hooks", "models", "plot", "synthesis", "train",
     # training
     "History", "device", "evaluate", "fit", "seed",
     # any model

@@ -19,7 +19,11 @@ machine without native bfloat16: a developer's way to check on one machine that 
 
 Independently of the precision, a model holding an ``nn.Conv2d`` runs in channels-last memory layout (model and
 4-d batches), which oneDNN's convolutions and pooling run faster on CPUs; the layout of every parameter, gradient
-and buffer is put back afterwards.
+and buffer is put back afterwards. :class:`Layout` is the one place that puts tensors in channels-last layout and
+falls back to the usual (contiguous) layout when a model or kernel refuses it (:meth:`Layout.run`): for
+:func:`dlviz.fit`/:func:`dlviz.evaluate` (model and batches), for :func:`dlviz.occlusion` (the images only, when
+they have at least :data:`CHANNELS_LAST_MIN_PIXELS` pixels: :func:`input_layout`) and for style transfer's
+bfloat16 path (its own weight copies and images).
 """
 from __future__ import annotations
 
@@ -37,6 +41,9 @@ _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 PRECISION_VARIABLE = "DLVIZ_PRECISION"
 # model kinds for which "auto" picks bfloat16 on a device with native bfloat16 (measured: see benchmarks/run.py)
 AUTO_BF16_KINDS = ("conv", "mlp")
+# images at least this large go through a model in channels-last layout where only the inputs are converted
+# (occlusion's many forward passes; smaller images gain nothing from it)
+CHANNELS_LAST_MIN_PIXELS = 96 * 96
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,17 +156,51 @@ def plan(precision: str, model: nn.Module, device, *, channels_last: bool = True
     return Plan("bf16" if use_bf16 else own, layout, device.type)
 
 
+def channels_last(tensor):
+    """A 4-d tensor in channels-last memory layout (the same values); anything else is returned as it is.
+
+    Example:
+        >>> import torch
+        >>> from dlviz._precision import channels_last
+        >>> x = torch.rand(2, 3, 4, 5)
+        >>> channels_last(x).is_contiguous(memory_format=torch.channels_last), torch.equal(channels_last(x), x)
+        (True, True)
+        >>> channels_last(torch.rand(3, 4)).is_contiguous()
+        True
+    """
+    if isinstance(tensor, torch.Tensor) and tensor.dim() == 4:
+        return tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
+
+
 class Layout:
     """A context that runs ``model`` in channels-last layout when ``enabled``; every 4-d parameter's, gradient's and
     buffer's strides are put back on exit, also when the block raises (values are kept: what training changed
     stays). :meth:`disable` puts them back early, for a model that cannot run in channels-last (one that calls
-    ``.view`` on its feature maps)."""
+    ``.view`` on its feature maps). With ``model=None`` only the inputs are converted (``layout(inputs)``).
 
-    def __init__(self, model: nn.Module, enabled: bool):
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz._precision import Layout
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        >>> with Layout(model, True) as layout:
+        ...     out = layout.run(model, torch.rand(1, 3, 5, 5))
+        >>> out.is_contiguous(memory_format=torch.channels_last), model[0].weight.is_contiguous()   # put back
+        (True, True)
+        >>> class Viewing(nn.Module):             # .view on its feature maps refuses channels-last tensors
+        ...     def forward(self, x):
+        ...         return x.view(len(x), -1)
+        >>> layout = Layout(None, True)           # the inputs only
+        >>> layout.run(Viewing(), torch.rand(2, 3, 4, 4)).shape, layout.enabled   # fell back, for the rest too
+        (torch.Size([2, 48]), False)
+    """
+
+    def __init__(self, model: nn.Module | None, enabled: bool):
         self.model, self.enabled, self.saved = model, enabled, []
 
     def __enter__(self):
-        if self.enabled:
+        if self.enabled and self.model is not None:
             tensors = [t for t in list(self.model.parameters()) + list(self.model.buffers()) if t.dim() == 4]
             self.saved = [(t, t.stride()) for t in tensors]
             self.model.to(memory_format=torch.channels_last)
@@ -185,9 +226,32 @@ class Layout:
 
     def __call__(self, inputs):
         """``inputs`` in this layout (4-d tensors only; anything else is returned as it is)."""
-        if self.enabled and isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
-            return inputs.contiguous(memory_format=torch.channels_last)
-        return inputs
+        return channels_last(inputs) if self.enabled else inputs
+
+    def run(self, forward, inputs):
+        """``forward(inputs in this layout)``; when that raises RuntimeError in channels-last layout (a model or
+        kernel that refuses it), the layout is disabled for the rest of the call and ``forward`` runs again on
+        ``inputs.contiguous()``. An error in the usual layout is raised as it is."""
+        try:
+            return forward(self(inputs))
+        except RuntimeError:
+            if not self.enabled:
+                raise
+            self.disable()
+        return forward(inputs.contiguous())
+
+
+def input_layout(images: torch.Tensor, min_pixels: int = CHANNELS_LAST_MIN_PIXELS) -> Layout:
+    """The layout for running a model on ``images`` (N, C, H, W) converting the inputs only: channels-last when an
+    image has at least ``min_pixels`` pixels (H * W), the usual layout otherwise.
+
+    Example:
+        >>> import torch
+        >>> from dlviz._precision import input_layout
+        >>> input_layout(torch.rand(1, 3, 224, 224)).enabled, input_layout(torch.rand(1, 1, 28, 28)).enabled
+        (True, False)
+    """
+    return Layout(None, images.dim() == 4 and images.shape[-1] * images.shape[-2] >= min_pixels)
 
 
 def _restrided(tensor: torch.Tensor, stride) -> torch.Tensor:

@@ -21,8 +21,7 @@ import math
 import torch
 from torch import nn
 
-from .hooks import model_device, preserved
-from ._model import model_dtype
+from ._model import model_device, model_dtype, preserved
 
 __all__ = ["multiply_adds", "count_parameters", "MultiplyAddsInfo"]
 

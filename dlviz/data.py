@@ -22,24 +22,23 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import http.client
 import os
 import shutil
 import urllib.error
-import urllib.request
+import urllib.request  # noqa: F401  (downloads go through urllib.request.urlopen, in dlviz._fetch)
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ._validate import as_int
+from ._fetch import NETWORK_TIMEOUT_S, fetch, file_digest
+from ._validate import as_int, check_generator
 
-__all__ = ["mnist", "fashion_mnist", "tiny_shakespeare", "sample_image", "data_root", "tensors",
+__all__ = ["mnist", "fashion_mnist", "tiny_shakespeare", "sample_image", "data_root", "tensors", "train_val_split",
            "DataNotFoundError", "ChecksumError", "SKIMAGE_IMAGES", "PAINTINGS"]
 
-NETWORK_TIMEOUT_S = 10.0  # per connection attempt; offline machines fail at name resolution, well within this
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -124,14 +123,6 @@ def _new_folders_removed_on_failure(folder: Path):
         raise
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _verified: set[tuple[str, int, int, str]] = set()  # (path, size, mtime, md5) already checked in this process
 
 
@@ -140,7 +131,7 @@ def _verify(path: Path, md5: str) -> None:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, md5)
     if key in _verified:
         return
-    actual = _md5(path)
+    actual = file_digest(path, "md5")
     if actual == md5:
         _verified.add(key)
     else:
@@ -151,22 +142,15 @@ def _verify(path: Path, md5: str) -> None:
 
 def _download(urls: list[str], target: Path, md5: str) -> None:
     """Fetch ``target`` from the first URL that works; it appears only complete and verified."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)  # outside the loop: a file in the way is not a network error
     errors = []
     for url in urls:
         try:
-            with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT_S) as response, open(partial, "wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
-            if _md5(partial) != md5:
-                raise ChecksumError(f"download from {url} does not match md5 {md5}")
-            os.replace(partial, target)
+            # through target.part, which is removed on failure: a later attempt starts afresh
+            fetch(url, target, algorithm="md5", expected=md5, timeout=NETWORK_TIMEOUT_S)
             return
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ChecksumError, ValueError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
             errors.append(f"{url}: {error}")
-        finally:
-            # our own partial file, never a user's: a later attempt starts afresh
-            partial.unlink(missing_ok=True)
     raise DataNotFoundError("could not download " + target.name + ":\n  " + "\n  ".join(errors))
 
 
@@ -332,12 +316,15 @@ def tensors(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tens
     return data.unsqueeze(1).float().div_(255), targets.long()
 
 
-def train_val_split(x: torch.Tensor, y: torch.Tensor, val: int = 10_000, seed: int = 0):
+def train_val_split(x: torch.Tensor, y: torch.Tensor, val: int = 10_000, seed: int = 0, *,
+                    generator: torch.Generator | None = None):
     """Carve a validation split out of a training set: ((x_train, y_train), (x_val, y_val)).
 
     x: (N, ...) and y: (N,) tensors; ``val``: how many items go to validation (0 < val < N), chosen by a random
-    permutation fixed by ``seed``, so every notebook that asks for the same split gets the same one. Choices
-    (epochs, rates, dropout) are made on the validation split; the test set is touched once, at the end.
+    permutation drawn from ``generator`` (a CPU ``torch.Generator``). The default, a fresh generator seeded with
+    ``seed`` (0), fixes the permutation, so every notebook that asks for the same split gets the same one; ``seed``
+    is kept for that, ``generator`` is the toolkit's usual argument (not both). Choices (epochs, rates, dropout)
+    are made on the validation split; the test set is touched once, at the end.
 
     Example:
         >>> import torch
@@ -351,7 +338,12 @@ def train_val_split(x: torch.Tensor, y: torch.Tensor, val: int = 10_000, seed: i
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if not 0 < val < len(x):
         raise ValueError(f"val must be between 1 and {len(x) - 1} (the training set has {len(x)} items), got {val}")
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    check_generator(generator)
+    if generator is not None and seed != 0:
+        raise ValueError("give train_val_split a seed or a generator, not both")
+    if generator is None:
+        generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(x), generator=generator)
     keep, held = order[val:], order[:val]
     return (x[keep], y[keep]), (x[held], y[held])
 

@@ -13,9 +13,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ._model import model_device, model_dtype, preserved
 from ._validate import as_image_batch
 
-__all__ = ["resolve_layer", "preserved", "model_device", "capture", "Capture", "activations", "relu_backward"]
+__all__ = ["resolve_layer", "capture", "Capture", "single_output", "activations", "relu_backward"]
 
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
@@ -47,50 +48,6 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
                 return name, module
         raise ValueError(f"the given {type(layer).__name__} module is not part of {type(model).__name__}")
     raise TypeError(f"a layer is a name from model.named_modules() or an nn.Module, got {type(layer).__name__}")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model without any).
-
-    Example:
-        >>> from torch import nn
-        >>> from dlviz.hooks import model_device
-        >>> model_device(nn.Linear(2, 2)), model_device(nn.ReLU())
-        (device(type='cpu'), device(type='cpu'))
-    """
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def preserved(model: nn.Module, *, eval_mode: bool = True, freeze: bool = True):
-    """Run a block with ``model`` in eval mode and its parameters' ``requires_grad`` off, then restore both
-    (per module and per parameter), also when the block raises.
-
-    Example:
-        >>> from torch import nn
-        >>> from dlviz.hooks import preserved
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).train()
-        >>> with preserved(net):
-        ...     inside = (net.training, net[0].weight.requires_grad)
-        >>> inside, (net.training, net[0].weight.requires_grad)
-        ((False, False), (True, True))
-    """
-    modes = {m: m.training for m in model.modules()}
-    flags = {p: p.requires_grad for p in model.parameters()}
-    try:
-        if eval_mode:
-            model.eval()
-        if freeze:
-            for p in flags:
-                p.requires_grad_(False)
-        yield model
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-        for p, flag in flags.items():
-            p.requires_grad_(flag)
 
 
 # --- capturing activations ------------------------------------------------------------------------------------
@@ -189,7 +146,8 @@ def capture(model: nn.Module, layers, *, detach: bool = True, stop: bool = False
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from dlviz.hooks import capture, preserved
+        >>> from dlviz.hooks import capture
+        >>> from dlviz._model import preserved
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(8, 3))
         >>> with preserved(net), capture(net, ["0", "3"]) as cap, torch.no_grad():
         ...     for batch in (torch.rand(5, 1, 4, 4), torch.rand(2, 1, 4, 4)):
@@ -208,6 +166,52 @@ def capture(model: nn.Module, layers, *, detach: bool = True, stop: bool = False
     finally:
         for handle in handles:
             handle.remove()
+
+
+def single_output(recorded, name: str, n: int | None = None, *, min_dim: int = 1, dim: int | None = None,
+                  floating: bool = False, who: str = "this function", expected: str = "a tensor (N, ...)",
+                  hint: str = ""):
+    """The one output of layer ``name`` in the last forward pass, checked, for the tools that need a layer to run
+    exactly once per pass (Grad-CAM, deconvnet, inversion, top activations).
+
+    ``recorded`` is what was recorded during the pass: a :class:`Capture` (whose ``calls`` count the layer's runs)
+    or a list with the output of each call of the layer. A layer that did not run, or that ran several times (a
+    reused module, like ResNet's shared ``relu``, has no single output), raises ValueError naming the layer and
+    saying to pick a layer that runs once. The output must be a tensor with ``dim`` dimensions (or at least
+    ``min_dim``), floating-point when ``floating``, with ``n`` rows when ``n`` is given; otherwise ValueError
+    "``who`` needs a layer that outputs ``expected`` ...; layer ... outputs (shape)", followed by ``hint``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from dlviz.hooks import capture, single_output
+        >>> relu = nn.ReLU()
+        >>> net = nn.Sequential(nn.Linear(3, 3), relu, nn.Linear(3, 3), relu)
+        >>> with capture(net, ["0", "1"]) as cap:
+        ...     _ = cap(torch.zeros(2, 3))
+        >>> tuple(single_output(cap, "0", 2).shape)
+        (2, 3)
+        >>> single_output(cap, "1")
+        Traceback (most recent call last):
+        ...
+        ValueError: layer '1' ran 2 times in one forward pass, so it has no single output (a reused module, like ResNet's shared relu); pick a layer that runs once, such as the block or convolution it belongs to
+    """
+    if isinstance(recorded, Capture):
+        calls, out = recorded.calls.get(name, 0), recorded.get(name)
+    else:
+        calls, out = len(recorded), (recorded[0] if recorded else None)
+    if calls == 0:
+        raise ValueError(f"layer {name!r} did not run in the model's forward pass")
+    if calls > 1:
+        raise ValueError(f"layer {name!r} ran {calls} times in one forward pass, so it has no single output (a "
+                         f"reused module, like ResNet's shared relu); pick a layer that runs once, such as the block "
+                         f"or convolution it belongs to")
+    ok = isinstance(out, torch.Tensor) and (out.dim() == dim if dim is not None else out.dim() >= min_dim)
+    if not ok or (floating and not out.is_floating_point()) or (n is not None and out.shape[0] != n):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        rows = f" with N = {n}" if n is not None else ""
+        raise ValueError(f"{who} needs a layer that outputs {expected}{rows}; layer {name!r} outputs {shape}{hint}")
+    return out
 
 
 def activations(model: nn.Module, x: torch.Tensor, layers, *, grad: bool = False) -> dict[str, torch.Tensor]:
@@ -236,7 +240,6 @@ def activations(model: nn.Module, x: torch.Tensor, layers, *, grad: bool = False
         >>> {name: tuple(a.shape) for name, a in acts.items()}
         {'0': (2, 4, 8, 8), '2': (2, 4, 4, 4)}
     """
-    from ._model import model_dtype  # dlviz._model imports this module
 
     batch, single = as_image_batch(x, "x")
     grad = grad and torch.is_grad_enabled()

@@ -40,11 +40,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from . import _precision
-from ._model import gradients_on, select_scores
-from ._progress import StoredBar as _StoredBar
-from ._progress import progress
+from ._model import gradients_on, model_device, preserved, select_scores
+from ._progress import progress, progress_bar as _progress_bar, StoredBar as _StoredBar
 from ._validate import check_number
-from .hooks import model_device, preserved
 
 __all__ = ["fit", "evaluate", "History", "device", "seed", "shifted", "seed_offset", "progress"]
 
@@ -250,14 +248,6 @@ def _check_not_empty(data, what: str) -> None:
                          f"{data.batch_size} with drop_last=True; use a smaller batch_size or drop_last=False")
 
 
-def _scores(out, output, model: nn.Module):
-    """The scores the loss is computed on: a tensor output as it is (also (N, T, C) per-step scores), else the
-    class scores that ``output`` picks (see :func:`dlviz._model.select_scores`)."""
-    if output is None and isinstance(out, torch.Tensor):
-        return out
-    return select_scores(out, output, model=model)
-
-
 def _loss_and_hits(output: torch.Tensor, labels: torch.Tensor, loss_fn) -> tuple[torch.Tensor, int, int]:
     """Loss, number of correct predictions and number of predictions; sequences (N, T, C) vs (N, T) are flattened."""
     if output.dim() == labels.dim() + 1 and output.dim() > 2 and output.shape[:-1] == labels.shape:
@@ -272,7 +262,7 @@ def _loss_and_hits(output: torch.Tensor, labels: torch.Tensor, loss_fn) -> tuple
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data, *, batch_size: int = 256, loss_fn=None, device=None,
-             output=None, precision: str = "fp32") -> dict[str, float]:
+             output=None, precision: str = "fp32", progress: bool = False) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` over ``data``, in eval mode.
 
     Args:
@@ -289,6 +279,8 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 256, loss_fn=None, dev
         precision: "fp32" (default: a reported accuracy is the model's exact float32 one), "auto" or "bf16", as
             for :func:`fit` (whose per-epoch validation runs in fit's own precision); the loss and the accuracy are
             computed in float32 either way.
+        progress: ``True`` shows a tqdm bar over the batches; off by default, because an evaluation usually takes
+            about a second and is often called in a loop (one bar per call would bury the results).
 
     Returns:
         ``{"loss": mean loss, "accuracy": fraction in [0, 1]}``; accuracy is NaN when outputs are not class scores.
@@ -302,7 +294,7 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 256, loss_fn=None, dev
         >>> with torch.no_grad():
         ...     _ = model.weight.copy_(torch.tensor([[-1.0], [1.0]])), model.bias.zero_()
         >>> x, y = torch.tensor([[-2.0], [-1.0], [1.0], [2.0]]), torch.tensor([0, 0, 1, 0])
-        >>> dlviz.evaluate(model, (x, y))["accuracy"]
+        >>> dlviz.evaluate(model, (x, y), progress=False)["accuracy"]
         0.75
     """
     check_number(batch_size, "batch_size", kind=int)
@@ -312,13 +304,15 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 256, loss_fn=None, dev
     plan = _precision.plan(precision, model, device)
     total_loss, hits, count, seen = 0.0, 0, 0, 0
     with preserved(model, freeze=False), _precision.Layout(model, plan.channels_last) as layout:
-        batches, _ = _as_batches(data, batch_size, shuffle=False)
-        for inputs, labels in batches:
-            inputs, labels = inputs.to(device), labels.to(device)
-            out = _forward(model, inputs, plan, layout, output, first=seen == 0)
-            loss, h, c = _loss_and_hits(out, labels, loss_fn)
-            total_loss += float(loss) * len(inputs)
-            hits, count, seen = hits + h, count + c, seen + len(inputs)
+        batches, total = _as_batches(data, batch_size, shuffle=False)
+        with _progress_bar(total, f"evaluate ({plan.label})", progress, unit="batch") as bar:
+            for inputs, labels in batches:
+                inputs, labels = inputs.to(device), labels.to(device)
+                out = _forward(model, inputs, plan, layout, output, first=seen == 0)
+                loss, h, c = _loss_and_hits(out, labels, loss_fn)
+                total_loss += float(loss) * len(inputs)
+                hits, count, seen = hits + h, count + c, seen + len(inputs)
+                bar.update()
     if seen == 0:
         raise ValueError("evaluate()'s data yielded no batch: it is empty")
     return {"loss": total_loss / seen, "accuracy": hits / count if count else float("nan")}
@@ -340,7 +334,8 @@ def _forward(model, inputs, plan, layout, output, first: bool, buffers=()):
                 buffer.copy_(saved)
         with _precision.autocast(plan):
             out = model(inputs)
-    return _precision.as_float32(_scores(out, output, model))
+    # the scores the loss is computed on: a tensor output as it is (also (N, T, C) per-step scores)
+    return _precision.as_float32(select_scores(out, output, model=model, as_is=True))
 
 
 # --- one checked training step ------------------------------------------------------------------------------------
@@ -505,7 +500,7 @@ def fit(model: nn.Module, train_data, *, epochs: int, optimizer: torch.optim.Opt
                     scheduler.step()
                 if val_data is not None:
                     metrics = evaluate(model, val_data, loss_fn=loss_fn, device=device, output=output,
-                                       precision="bf16" if plan.autocast else "fp32")
+                                       precision="bf16" if plan.autocast else "fp32", progress=False)
                     history.val_loss.append(metrics["loss"])
                     history.val_accuracy.append(metrics["accuracy"])
                 epoch_bar.set_postfix({k: f"{v:.3f}" for k, v in history.last().items()})

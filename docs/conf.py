@@ -50,9 +50,8 @@ html_theme_options = {"description": "what a PyTorch classifier sees", "fixed_si
 class HomePageModuleDocumenter(ModuleDocumenter):
     """``automodule`` that documents each object once, on its home module's page.
 
-    A module lists what it re-exports in ``__all__`` (``dlviz.adversarial.fooling_images``, ``dlviz.zoo.CharVocab``);
-    such an object is documented here only when its own module has no page (``dlviz.attribution.occlusion``, whose
-    home ``dlviz.occlude`` is private to the reference).
+    A package lists what it re-exports in ``__all__`` (``dlviz.attribution`` lists ``grad_cam``); such an object is
+    documented only on its home module's page (``dlviz.attribution.grad_cam``) when that module has one.
     """
 
     def filter_members(self, members, want_all):

@@ -6,12 +6,12 @@ Usage (from the course's folder, in its environment; needs internet once):
     python tools/fetch_weights.py alexnet      # only some of them
 
 The files go to $TORCH_HOME/hub/checkpoints (by default ~/.cache/torch/hub/checkpoints), where torchvision and
-every pretrained section of the notebooks (``dlviz.imagenet.enabled``) look for them. Offline it fails within
+every pretrained section of the notebooks (``dlviz.course.imagenet.enabled``) look for them. Offline it fails within
 seconds and says why.
 """
 import sys
 
-from dlviz.imagenet import main
+from dlviz.course.imagenet import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Retrain the course's shipped models from scratch and write their weights into dlviz/weights/.
+"""Retrain the course's shipped models from scratch and write their weights into dlviz/models/weights/.
 
 Usage (from the repository root, with the data folder in DLVIZ_DATA or datasets/):
     python tools/train_zoo.py lenet_mnist            # 5 epochs on the 60k MNIST training images (re-measured
@@ -42,7 +42,8 @@ from torch.nn import functional as F  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import dlviz  # noqa: E402
-from dlviz import text as textlib, zoo  # noqa: E402
+from dlviz.course import text as textlib  # noqa: E402
+from dlviz.models import zoo  # noqa: E402
 
 SEED = 0
 
@@ -185,9 +186,9 @@ DCGAN_RECIPE = dict(latent_dim=32, width=16, steps=2500, batch_size=64, lr=2e-4,
 
 
 def train_dcgan(device, steps: int | None = None, folder=None):
-    """The DCGAN of notebook 14 on the 60k MNIST training images (dlviz.generate.train_gan with the paper's Adam);
+    """The DCGAN of notebook 14 on the 60k MNIST training images (dlviz.course.generate.train_gan with the paper's Adam);
     the generator's weights are stored as float16 with its sample quality measured by the shipped LeNet."""
-    from dlviz import generate
+    from dlviz.course import generate
 
     recipe = dict(DCGAN_RECIPE)
     if steps is not None:
@@ -216,7 +217,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads (default 1: on a busy machine more threads can be much slower)")
     parser.add_argument("--output-dir", default=None,
-                        help="write the weights here instead of into dlviz/weights/ (to compare with the shipped ones)")
+                        help="write the weights here instead of into dlviz/models/weights/ (to compare with the shipped ones)")
     parser.add_argument("--steps", type=int, default=None,
                         help="number of optimizer steps (MNIST models: at most their epochs' worth); a few make a quick check")
     args = parser.parse_args(argv)
