@@ -18,6 +18,11 @@ from typing import Callable
 __all__ = ["Explorer", "feature_explorer", "dream_explorer", "adversarial_explorer"]
 
 
+def _described(value) -> str:
+    shape = getattr(value, "shape", None)
+    return f"shape {tuple(shape)}" if shape is not None else type(value).__name__
+
+
 # --- the common part --------------------------------------------------------------------------------------------
 
 def _figure(width: float, height: float):
@@ -195,13 +200,13 @@ def _offered_layers(layers, layer: str | None) -> tuple[list[str], str]:
     return layers, layer
 
 
-def feature_explorer(model, images, layers, *, labels=None, image: int = 0, layer: str | None = None,
+def feature_explorer(model, x, layers, *, labels=None, image: int = 0, layer: str | None = None,
                      channel: int = 0, size: float = 1.9, colorbar: bool = False) -> Explorer:
     """Pick an image, a layer and a channel; see the channel's activation map and its deconvnet projection.
 
     Args:
         model: a classifier taking (N, C, H, W) images in [0, 1].
-        images: the images to choose from, a tensor (N, C, H, W) in [0, 1].
+        x: the images to choose from, a tensor (N, C, H, W) in [0, 1].
         layers: the layer names offered (each must output a map (N, C, h, w) and run once per forward pass).
         labels: one caption per image (optional).
         image, layer, channel: the values drawn first (``layer`` defaults to the first of ``layers``).
@@ -230,7 +235,7 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
     from .plot import heatmap_overlay, to_numpy_image
 
     layers, layer = _offered_layers(layers, layer)
-    first = activations(model, images[:1], layers)
+    first = activations(model, x[:1], layers)
     counts = {name: first[name].shape[1] for name in layers}
     for name, act in first.items():
         if act.dim() != 4:
@@ -238,19 +243,19 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
                              f"feature maps (C, h, w)")
 
     def draw(image, layer, channel):
-        x = images[image]
-        act = activations(model, x, layer)[layer][channel]
-        projection = deconvnet(model, x, layer=layer, channel=channel)
-        strongest = deconvnet(model, x, layer=layer, channel=channel, max_only=True)
+        picked = x[image]
+        act = activations(model, picked, layer)[layer][channel]
+        projection = deconvnet(model, picked, layer=layer, channel=channel)
+        strongest = deconvnet(model, picked, layer=layer, channel=channel, max_only=True)
         fig = _figure(4 * size + (1.2 if colorbar else 0.0), size + 0.35)
         axes = fig.subplots(1, 4)
         caption = f"image {image}" + (f": {labels[image]}" if labels is not None else "")
-        axes[0].imshow(to_numpy_image(x), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0].imshow(to_numpy_image(picked), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         axes[0].set_title(caption, fontsize=8)
         axes[1].imshow(act.cpu().numpy(), cmap="viridis", interpolation="nearest")
         axes[1].set_title(f"{layer} ch {channel}/{counts[layer]}: max {float(act.max()):.2f}", fontsize=8)
-        heatmap_overlay(x, projection, ax=axes[2], title="deconvnet: whole map")
-        heatmap_overlay(x, strongest, ax=axes[3], title="deconvnet: strongest unit")
+        heatmap_overlay(picked, projection, ax=axes[2], title="deconvnet: whole map")
+        heatmap_overlay(picked, strongest, ax=axes[3], title="deconvnet: strongest unit")
         for ax in axes:
             ax.axis("off")
         if colorbar:
@@ -259,27 +264,27 @@ def feature_explorer(model, images, layers, *, labels=None, image: int = 0, laye
         fig.tight_layout(pad=0.3)
         return fig
 
-    if not 0 <= image < len(images):
-        raise ValueError(f"image must be in [0, {len(images) - 1}], got {image}")
+    if not 0 <= image < len(x):
+        raise ValueError(f"image must be in [0, {len(x) - 1}], got {image}")
     def settle(values):   # the channel drawn: the number asked for, wrapped around the layer's channel count
         return {**values, "channel": values["channel"] % counts[values["layer"]]}
 
     return Explorer(draw, {"image": int(image), "layer": layer, "channel": int(channel)},
-                    {"image": ("int", 0, len(images) - 1), "layer": ("choice", layers),
+                    {"image": ("int", 0, len(x) - 1), "layer": ("choice", layers),
                      "channel": ("int", 0, max(counts.values()) - 1)},
                     settle=settle, ranges=lambda values: {"channel": (0, counts[values["layer"]] - 1)})
 
 
 # --- DeepDream: a layer and a channel -------------------------------------------------------------------------
 
-def dream_explorer(model, image, layers, *, layer: str | None = None, channel: int = -1, octaves: int = 2,
+def dream_explorer(model, x, layers, *, layer: str | None = None, channel: int = -1, octaves: int = 2,
                    steps: int = 10, lr: float = 0.02, jitter: int = 2, seed: int = 0, size: float = 2.0,
                    colorbar: bool = False) -> Explorer:
     """Pick a layer, a channel (-1: the whole layer) and a number of octaves; see what DeepDream makes of an image.
 
     Args:
         model: a module taking (N, C, H, W) images in [0, 1].
-        image: one image (C, H, W) in [0, 1].
+        x: one image (C, H, W) in [0, 1].
         layers: the layer names offered; layer, channel, octaves: the values drawn first.
         steps, lr, jitter: passed to :func:`dlviz.synthesis.dream.deepdream` (octave scale 1.4); seed: for the jitter.
 
@@ -309,31 +314,31 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
     from .plot import to_numpy_image
 
     layers, layer = _offered_layers(layers, layer)
-    if not (isinstance(image, torch.Tensor) and image.dim() == 3):
-        raise ValueError("image must be one (C, H, W) tensor in [0, 1]")
-    first = activations(model, image, layers)
+    if not (isinstance(x, torch.Tensor) and x.dim() == 3):
+        raise ValueError(f"x must be one image, a (C, H, W) tensor in [0, 1], got {_described(x)}")
+    first = activations(model, x, layers)
     counts = {name: first[name].shape[0] for name in layers}
 
     def draw(layer, channel, octaves):
         picked = None if channel < 0 else channel
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            dream = deepdream(model, image, layer=layer, channel=picked, octaves=octaves, steps=steps, lr=lr,
+            dream = deepdream(model, x, layer=layer, channel=picked, octaves=octaves, steps=steps, lr=lr,
                               jitter=jitter, generator=torch.Generator().manual_seed(seed), progress=False)
         ran = octaves
         for w in caught:  # deepdream says "using N of M octaves" when the smallest scales are too small
             used = re.search(r"using (\d+) of \d+ octaves", str(w.message))
             ran = int(used.group(1)) if used else ran
-        before = float(layer_objective(activations(model, image[None], layer)[layer], picked))
+        before = float(layer_objective(activations(model, x[None], layer)[layer], picked))
         after = float(layer_objective(activations(model, dream[None], layer)[layer], picked))
         fig = _figure(3 * size + (0.6 if colorbar else 0.0), size + 0.5)
         axes = fig.subplots(1, 3)
         what = f"{layer}" + ("" if picked is None else f" ch {picked}/{counts[layer]}")
-        axes[0].imshow(to_numpy_image(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0].imshow(to_numpy_image(x), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         axes[0].set_title("image", fontsize=8)
         axes[1].imshow(to_numpy_image(dream), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         axes[1].set_title(f"{what}, {ran} octave{'s' if ran != 1 else ''}", fontsize=8)
-        change = (dream - image).cpu()
+        change = (dream - x).cpu()
         if colorbar:
             largest = max(float(change.abs().max()), 1e-8)
             shown = axes[2].imshow(change.mean(0).numpy(), cmap="RdBu_r", vmin=-largest, vmax=largest,
@@ -360,13 +365,13 @@ def dream_explorer(model, image, layers, *, layer: str | None = None, channel: i
 
 # --- adversarial images: the size of the perturbation --------------------------------------------------------
 
-def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str = "fgsm", steps: int = 10,
+def adversarial_explorer(model, x, labels, *, eps: float = 0.1, method: str = "fgsm", steps: int = 10,
                          class_names=None, max_eps: float = 0.4, size: float = 1.1) -> Explorer:
     """A slider for eps (in pixel units) and a menu for the attack; see the adversarial images and what they do.
 
     Args:
         model: a classifier taking (N, C, H, W) images in [0, 1].
-        images: a few images (N, C, H, W) in [0, 1] (up to about 10 fit in a row); labels: their classes (N,).
+        x: a few images (N, C, H, W) in [0, 1] (up to about 10 fit in a row); labels: their classes (N,).
         eps, method: the values drawn first (``"fgsm"`` or ``"pgd"``; PGD takes ``steps`` steps of
             ``2.5 eps / steps`` from the image itself, so the figure is the same every time).
         class_names: names for the classes (default: their numbers).
@@ -401,13 +406,13 @@ def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str
 
     def draw(eps, method):
         if method == "fgsm":
-            adv = fgsm(model, images, labels, eps)
+            adv = fgsm(model, x, labels, eps)
         else:
-            adv = pgd(model, images, labels, eps, steps=steps, random_start=False, progress=False)
+            adv = pgd(model, x, labels, eps, steps=steps, random_start=False, progress=False)
         with preserved(model), torch.no_grad():
             probs = torch.softmax(model(adv), 1).cpu()
         confidence, predicted = probs.max(1)
-        n = len(images)
+        n = len(x)
         fig = _figure(size * n, 2 * size + 0.8)
         fig.set_layout_engine("constrained", w_pad=0.02, h_pad=0.04)   # keeps the titles apart
         axes = fig.subplots(2, n, squeeze=False)
@@ -416,7 +421,7 @@ def adversarial_explorer(model, images, labels, *, eps: float = 0.1, method: str
             wrong = int(predicted[i]) != int(labels[i])
             axes[0, i].set_title(f"{names[int(predicted[i])]} {float(confidence[i]):.0%}", fontsize=8,
                                  color="red" if wrong else "black")
-            delta = (adv[i] - images[i]).cpu()
+            delta = (adv[i] - x[i]).cpu()
             axes[1, i].imshow(to_numpy_image(delta * 0.5 / max(eps, 1e-8) + 0.5), cmap="gray", vmin=0, vmax=1,
                               interpolation="nearest")
             for ax in axes[:, i]:

@@ -23,10 +23,6 @@ ALLOWED = {
     ("feature_explorer", "target/labels after x"),
     # an explorer redraws on every slider move: a seed makes each redraw the same, a generator would be used up
     ("dream_explorer", "generator, not seed"),
-    # the explorers still call their images `image`/`images` (known drift, kept until they are renamed to `x`)
-    ("feature_explorer", "x second"),
-    ("dream_explorer", "x second"),
-    ("adversarial_explorer", "x second"),
 }
 
 
