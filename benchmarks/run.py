@@ -597,7 +597,8 @@ def main(argv=None):
     print(f"- {datetime.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} logical CPUs, "
           f"{', '.join(versions)}, Python {platform.python_version()}")
     print(f"- torch threads: {torch.get_num_threads()}; native bfloat16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo): "
-          f"{'yes' if native_bf16() else 'no'}; CUDA available: {torch.cuda.is_available()} (everything ran on the CPU)")
+          f"{'yes' if native_bf16() else 'no'}; CUDA available: {torch.cuda.is_available()} "
+          "(everything ran on the CPU)")
     print(f"- load average at the start: {load}; at the end: "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"- {args.repeats} timed rounds per case after one warm-up call per side, sides alternating; "

@@ -32,7 +32,8 @@ __all__ = ["model_dtype", "model_device", "preserved", "input_shape", "model_inp
            "class_scores", "gradients_on", "pick_targets", "target_scores", "target_gradient", "OUTPUT_DOC"]
 
 OUTPUT_DOC = ("how to get the class scores (N, classes) from what the model returns, when that is not a tensor: "
-              "an int indexes a tuple or list (``output=0``), a str is a dict key or an attribute (``output=\"logits\"``), "
+              "an int indexes a tuple or list (``output=0``), a str is a dict key or an attribute "
+              "(``output=\"logits\"``), "
               "a callable maps the output to the scores; None (default) expects a tensor")
 
 

@@ -308,7 +308,8 @@ def tensors(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tens
         (torch.Size([3, 1, 28, 28]), 1.0, [0, 1, 2])
     """
     if not hasattr(dataset, "data") or not hasattr(dataset, "targets"):
-        raise TypeError(f"expected a torchvision MNIST-style dataset with .data and .targets, got {type(dataset).__name__}")
+        raise TypeError(f"expected a torchvision MNIST-style dataset with .data and .targets, "
+                        f"got {type(dataset).__name__}")
     if limit is not None and (as_int(limit) is None or limit < 1):
         raise ValueError(f"limit must be a positive int (how many items to keep from the start) or None for all, "
                          f"got {limit!r}")
@@ -378,7 +379,8 @@ def tiny_shakespeare(root=None, download: bool = True) -> str:
 SKIMAGE_IMAGES = ("astronaut", "chelsea", "coffee", "camera", "rocket", "coins", "moon", "clock",
                   "immunohistochemistry", "hubble_deep_field", "colorwheel")
 
-_NEURAL_STYLE = "https://raw.githubusercontent.com/jcjohnson/neural-style/07c4b8299f8fbdafec0c514fc820ff1d7ff62e46/examples/inputs/"
+_NEURAL_STYLE = ("https://raw.githubusercontent.com/jcjohnson/neural-style/"
+                 "07c4b8299f8fbdafec0c514fc820ff1d7ff62e46/examples/inputs/")
 #: Public-domain paintings: file name, md5, download sources.
 PAINTINGS = {
     "starry_night": ("starry_night.jpg", "ff217acb6db32785b8651a0e316aeab3", [_NEURAL_STYLE + "starry_night.jpg"]),

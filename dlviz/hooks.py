@@ -194,7 +194,8 @@ def single_output(recorded, name: str, n: int | None = None, *, min_dim: int = 1
         >>> single_output(cap, "1")
         Traceback (most recent call last):
         ...
-        ValueError: layer '1' ran 2 times in one forward pass, so it has no single output (a reused module, like ResNet's shared relu); pick a layer that runs once, such as the block or convolution it belongs to
+        ValueError: layer '1' ran 2 times in one forward pass, so it has no single output (a reused module, like
+        ResNet's shared relu); pick a layer that runs once, such as the block or convolution it belongs to
     """
     if isinstance(recorded, Capture):
         calls, out = recorded.calls.get(name, 0), recorded.get(name)

@@ -22,7 +22,8 @@ def to_numpy_image(image) -> np.ndarray:
     """
     if hasattr(image, "convert") and hasattr(image, "size"):  # PIL image
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    array = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, dtype=np.float32)
+    array = (image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor)
+             else np.asarray(image, dtype=np.float32))
     if array.ndim == 3 and array.shape[0] in (1, 3):
         array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
@@ -263,7 +264,8 @@ def attribution_grid(images, maps: dict, *, labels=None, signed=False, size: flo
     for name in names:
         if len(maps[name]) != n:
             raise ValueError(f"maps[{name!r}] has {len(maps[name])} entries for {n} images")
-    fig, axes = plt.subplots(n, 1 + len(names), figsize=(size * (1 + len(names)), size * n + 0.25 + (0.3 if title else 0)),
+    fig, axes = plt.subplots(n, 1 + len(names),
+                             figsize=(size * (1 + len(names)), size * n + 0.25 + (0.3 if title else 0)),
                              squeeze=False)
     for row in range(n):
         axes[row, 0].imshow(to_numpy_image(images[row]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")

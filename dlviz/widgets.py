@@ -31,7 +31,8 @@ def _figure(width: float, height: float):
 
 
 def _control(name: str, spec: tuple, value):
-    """An ipywidgets control from a spec: ("log", lo, hi) | ("float", lo, hi, step) | ("int", lo, hi) | ("choice", options)."""
+    """An ipywidgets control from a spec: ("log", lo, hi) | ("float", lo, hi, step) | ("int", lo, hi) |
+    ("choice", options)."""
     import ipywidgets as w
 
     kind, *args = spec

@@ -114,7 +114,8 @@ def train_mlp(device, steps=None):
 
 
 def _save_classifier(name, model, config, metrics, seconds, recipe, folder=None):
-    meta = {"test_accuracy": round(metrics["accuracy"], 6), "test_error_percent": round(100 * (1 - metrics["accuracy"]), 3),
+    meta = {"test_accuracy": round(metrics["accuracy"], 6),
+            "test_error_percent": round(100 * (1 - metrics["accuracy"]), 3),
             "test_loss": round(metrics["loss"], 5), "seed": SEED, "seconds": round(seconds, 1),
             "optimizer": "AdamW with a one-cycle learning-rate schedule", **recipe}
     path = zoo.save(name, model, config, meta, folder=folder)
@@ -186,8 +187,8 @@ DCGAN_RECIPE = dict(latent_dim=32, width=16, steps=2500, batch_size=64, lr=2e-4,
 
 
 def train_dcgan(device, steps: int | None = None, folder=None):
-    """The DCGAN of notebook 14 on the 60k MNIST training images (dlviz.course.generate.train_gan with the paper's Adam);
-    the generator's weights are stored as float16 with its sample quality measured by the shipped LeNet."""
+    """The DCGAN of notebook 14 on the 60k MNIST training images (dlviz.course.generate.train_gan with the paper's
+    Adam); the generator's weights are stored as float16 with its sample quality measured by the shipped LeNet."""
     from dlviz.course import generate
 
     recipe = dict(DCGAN_RECIPE)
@@ -217,9 +218,11 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads (default 1: on a busy machine more threads can be much slower)")
     parser.add_argument("--output-dir", default=None,
-                        help="write the weights here instead of into dlviz/models/weights/ (to compare with the shipped ones)")
+                        help="write the weights here instead of into dlviz/models/weights/ "
+                             "(to compare with the shipped ones)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="number of optimizer steps (MNIST models: at most their epochs' worth); a few make a quick check")
+                        help="number of optimizer steps (MNIST models: at most their epochs' worth); "
+                             "a few make a quick check")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")

@@ -6,8 +6,8 @@
   a projection back into the ``eps``-box around the original image.
 * :func:`lbfgs_attack` -- Szegedy et al. 2014's box-constrained L-BFGS attack: the smallest L2 change that makes the
   model answer a chosen class; ``return_info=True`` adds an :class:`LBFGSInfo`.
-* :func:`fooling_images` (from :mod:`dlviz.adversarial.fooling`) -- images no human would recognize, classified with high
-  confidence (Nguyen, Yosinski & Clune 2015).
+* :func:`fooling_images` (from :mod:`dlviz.adversarial.fooling`) -- images no human would recognize, classified with
+  high confidence (Nguyen, Yosinski & Clune 2015).
 
 The class argument is ``labels``, as in torchattacks: the true classes of an untargeted attack, the classes to reach
 of a targeted one. Images ``x`` are float tensors in [0, 1], (N, C, H, W) or a single (C, H, W); the model sees a

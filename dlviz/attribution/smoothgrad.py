@@ -7,8 +7,8 @@ your own.
 
 The noisy copies are not clamped to [0, 1] (neither are Captum's): clamping would make the noise one-sided at
 black and white pixels. dlviz's base methods are therefore run on the noisy copies through their internal,
-unchecked path (:func:`dlviz._model.target_gradient`, :func:`dlviz.attribution.integrated_gradients.path_attributions`), with the
-same math as the public functions.
+unchecked path (:func:`dlviz._model.target_gradient`, :func:`dlviz.attribution.integrated_gradients.path_attributions`),
+with the same math as the public functions.
 
 The noise is drawn one sample at a time, as a float32 (N, C, H, W) tensor; from the global generator this is
 exactly the noise of Captum's ``NoiseTunnel(...).attribute(x, nt_type="smoothgrad", nt_samples=samples,

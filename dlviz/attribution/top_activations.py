@@ -203,7 +203,8 @@ class _Images:
 
     def __init__(self, dataset, batch_size):
         self.dataset = dataset
-        self.batch_size = _DEFAULT_BATCH if batch_size is None else check_count(batch_size, "batch_size", what="a positive int")
+        self.batch_size = _DEFAULT_BATCH if batch_size is None else check_count(batch_size, "batch_size",
+                                                                                what="a positive int")
         self.size = _length(dataset)
         self.batches = -(-self.size // self.batch_size)
 

@@ -101,7 +101,8 @@ class GanHistory:
     Example:
         >>> import torch
         >>> from dlviz.course.generate import GanHistory
-        >>> history = GanHistory(d_loss=[1.4], g_loss=[0.7], samples={0: torch.zeros(2, 1, 28, 28)}, z=torch.zeros(2, 8))
+        >>> history = GanHistory(d_loss=[1.4], g_loss=[0.7], samples={0: torch.zeros(2, 1, 28, 28)},
+        ...                      z=torch.zeros(2, 8))
         >>> sorted(history.samples), history.seconds
         ([0], 0.0)
     """

@@ -59,7 +59,8 @@ def fixed_point(x: torch.Tensor, fraction_bits: int, integer_bits: int = 8, roun
         >>> x = torch.tensor([0.3, -0.3, 0.125, 5.0])
         >>> fixed_point(x, fraction_bits=2, integer_bits=2)           # step 0.25, range [-2, 1.75]
         tensor([ 0.2500, -0.2500,  0.2500,  1.7500])
-        >>> draws = fixed_point(torch.full((100_000,), 0.3), 2, 2, "stochastic", generator=torch.Generator().manual_seed(0))
+        >>> draws = fixed_point(torch.full((100_000,), 0.3), 2, 2, "stochastic",
+        ...                     generator=torch.Generator().manual_seed(0))
         >>> sorted(draws.unique().tolist()), round(draws.mean().item(), 2)   # 0.25 or 0.5, 0.3 on average
         ([0.25, 0.5], 0.3)
     """

@@ -1,7 +1,7 @@
 """Characters as numbers: a vocabulary, training batches from a long text, per-character loss, and sampling.
 
-Used with :class:`dlviz.models.zoo.CharLSTM` on Tiny Shakespeare (:func:`dlviz.data.tiny_shakespeare`). The course splits
-the text into its first 90% for training and its last 10% for validation (:func:`split`).
+Used with :class:`dlviz.models.zoo.CharLSTM` on Tiny Shakespeare (:func:`dlviz.data.tiny_shakespeare`). The course
+splits the text into its first 90% for training and its last 10% for validation (:func:`split`).
 """
 from __future__ import annotations
 

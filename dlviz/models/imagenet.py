@@ -156,8 +156,8 @@ def imagenet(name: str, weights="DEFAULT", *, download: bool = True, progress: b
         progress: show a download progress bar.
 
     Returns the model in eval mode, with torchvision's layer names plus ``normalize`` (ImageNet's mean and std,
-    not in the ``state_dict``), and attributes ``categories`` (the 1000 class names), ``input_shape`` ((3, crop, crop), the size the weights were
-    trained at), ``preprocess`` (PIL image or
+    not in the ``state_dict``), and attributes ``categories`` (the 1000 class names), ``input_shape`` ((3, crop, crop),
+    the size the weights were trained at), ``preprocess`` (PIL image or
     tensor -> (3, 224, 224)-like tensor in [0, 1]: resize, centre crop, no normalization) and ``weights``.
 
     Raises KeyError (with close matches) for an unknown name and :class:`WeightsNotFoundError`, saying where to put

@@ -112,8 +112,8 @@ class CharLSTM(nn.Module):
 
     ``forward(codes, state=None)`` takes int64 codes (N, T) and returns ``(logits, state)``: logits (N, T, V) for
     the next character at every step, and the LSTM state ``(h, c)`` (each (layers, N, hidden)) to continue from.
-    A loaded model carries its vocabulary: ``model.vocab`` (a :class:`~dlviz.models.zoo.CharVocab`), ``model.encode(str)``
-    and ``model.decode(codes)``.
+    A loaded model carries its vocabulary: ``model.vocab`` (a :class:`~dlviz.models.zoo.CharVocab`),
+    ``model.encode(str)`` and ``model.decode(codes)``.
 
     Example:
         >>> import torch
@@ -337,8 +337,9 @@ def sample(model: nn.Module, prime: str, length: int, temperature: float = 1.0, 
     ``temperature`` divides the logits before the softmax: 1 samples the model's distribution, below 1 is more
     conservative (0 takes the most likely character every time), above 1 more random. ``generator`` (a CPU
     ``torch.Generator``) or ``seed`` (a private generator seeded with it) makes the draw repeatable; with neither,
-    a fresh randomly seeded generator draws, and the global random state is not touched either way. ``top_k`` keeps only the k most
-    likely characters. The model needs ``model.vocab`` (see :class:`dlviz.models.zoo.CharLSTM`); its mode is restored.
+    a fresh randomly seeded generator draws, and the global random state is not touched either way. ``top_k`` keeps
+    only the k most likely characters. The model needs ``model.vocab`` (see :class:`dlviz.models.zoo.CharLSTM`); its
+    mode is restored.
 
     Args:
         model: a character model with ``model.vocab``, ``model(codes, state) -> (logits, state)``.

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._model import class_scores, gradients_on, input_shape, model_device, model_dtype, model_input, preserved, to_caller
+from .._model import (class_scores, gradients_on, input_shape, model_device, model_dtype, model_input, preserved,
+                      to_caller)
 from .._progress import progress_bar
 from .._validate import check_number, check_targets
 from ..hooks import capture, resolve_layer

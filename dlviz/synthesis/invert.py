@@ -202,7 +202,8 @@ def invert(model: nn.Module, x: torch.Tensor, *, layer, steps: int = 200, lr: fl
         >>> _ = torch.manual_seed(0)
         >>> model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 2))
         >>> x = torch.rand(2, 1, 6, 6)
-        >>> images, info = invert(model, x, layer="1", steps=100, tv_weight=0, generator=torch.Generator().manual_seed(0),
+        >>> images, info = invert(model, x, layer="1", steps=100, tv_weight=0,
+        ...                       generator=torch.Generator().manual_seed(0),
         ...                       progress=False, return_info=True)   # without the smoothness prior: x is noise
         >>> images.shape, bool(images.min() >= 0 and images.max() <= 1), len(info.loss)
         (torch.Size([2, 1, 6, 6]), True, 100)

@@ -160,6 +160,7 @@ def test_model_and_images_are_unchanged(x):
 def test_output_argument_picks_the_scores(x):
     model = make("distinct")
 
-    torch.testing.assert_close(grad_cam(TupleOut(model), x, TARGET, layer="net.c3", output=0), grad_cam(model, x, TARGET, layer="c3"))
+    torch.testing.assert_close(grad_cam(TupleOut(model), x, TARGET, layer="net.c3", output=0),
+                               grad_cam(model, x, TARGET, layer="c3"))
     with pytest.raises(TypeError, match="output="):
         grad_cam(TupleOut(model), x, TARGET, layer="net.c3")

@@ -8,7 +8,8 @@ from torch import nn
 
 captum_attr = pytest.importorskip("captum.attr")
 
-integrated = importlib.import_module("dlviz.attribution.integrated_gradients")  # the module: its function shadows the name
+integrated = importlib.import_module(
+    "dlviz.attribution.integrated_gradients")  # the module: its function shadows the name
 from dlviz.attribution.integrated_gradients import IntegratedGradientsInfo, integrated_gradients  # noqa: E402
 from relu_models import DictOut, make, model_state  # noqa: E402
 

@@ -65,7 +65,8 @@ def test_max_pools_with_indices_and_adaptive():
             values, _ = self.pool(x)
             return self.conv(values)
 
-    assert receptive_field(WithIndices().eval(), (1, 12, 12), layer="conv", positions=[[1, 1]]).tolist() == [[2, 2, 8, 8]]
+    assert receptive_field(WithIndices().eval(), (1, 12, 12), layer="conv", positions=[[1, 1]]).tolist() == [
+        [2, 2, 8, 8]]
 
 
 class RowAndColumnPools(nn.Module):
@@ -83,8 +84,8 @@ class RowAndColumnPools(nn.Module):
 
 
 def test_1d_and_3d_max_pools():
-    assert receptive_field(RowAndColumnPools().eval(), (1, 8, 8), layer="conv", positions=[[4, 4], [0, 7]]).tolist() == [
-        [3, 3, 6, 6], [0, 6, 2, 8]]
+    assert receptive_field(RowAndColumnPools().eval(), (1, 8, 8), layer="conv",
+                           positions=[[4, 4], [0, 7]]).tolist() == [[3, 3, 6, 6], [0, 6, 2, 8]]
 
 
 def test_strided_and_dilated_convolutions():

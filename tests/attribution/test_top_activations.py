@@ -100,7 +100,8 @@ def test_receptive_fields_of_conv_pool_stacks():
     assert receptive_field(model, (1, 28, 28), layer="7").tolist() == [0, 0, 28, 28]
     torchvision = pytest.importorskip("torchvision")
     alexnet = torchvision.models.alexnet()
-    sizes = [int(b[2] - b[0]) for b in (receptive_field(alexnet, (3, 224, 224), layer=f"features.{i}") for i in (0, 2, 5))]
+    sizes = [int(b[2] - b[0])
+             for b in (receptive_field(alexnet, (3, 224, 224), layer=f"features.{i}") for i in (0, 2, 5))]
     assert sizes == [11, 19, 67]  # 11x11/4 conv; 3x3/2 pool; 5x5 pad-2 conv and 3x3/2 pool at stride 8
 
 
@@ -142,7 +143,8 @@ def test_memory_does_not_grow_with_the_dataset(monkeypatch):
     """Only the running top-k is kept: when a batch is loaded, at most the previous batch's activations are alive."""
     import weakref
 
-    top_inputs = importlib.import_module("dlviz.attribution.top_activations")  # the module: its function shadows the name
+    top_inputs = importlib.import_module(
+        "dlviz.attribution.top_activations")  # the module: its function shadows the name
 
     alive, most_alive = [], [0]
     real_maxima = top_inputs._map_maxima
@@ -204,7 +206,8 @@ def test_a_shuffling_dataloader_numbers_images_in_iteration_order_and_refuses_cr
     order = torch.cat([batch for (batch,) in loader])  # the same generator state gives the same order again
     loader.generator.manual_seed(0)
     top = top_activations(model, loader, layer="3", channel=5, k=4, progress=False)
-    assert top.indices.tolist() == top_activations(model, order, layer="3", channel=5, k=4, progress=False).indices.tolist()
+    assert top.indices.tolist() == top_activations(model, order, layer="3", channel=5, k=4,
+                                                   progress=False).indices.tolist()
     with pytest.raises(ValueError, match="shuffle"):
         top.crops
     with pytest.raises(ValueError, match="batch_size"):
@@ -231,7 +234,8 @@ def test_numpy_ints_are_sizes(images):
 
 
 def test_progress_bar_on_by_default(images, monkeypatch):
-    top_inputs = importlib.import_module("dlviz.attribution.top_activations")  # the module: its function shadows the name
+    top_inputs = importlib.import_module(
+        "dlviz.attribution.top_activations")  # the module: its function shadows the name
     from recording_bar import RecordingBar
 
     bar = RecordingBar()

@@ -62,7 +62,8 @@ def test_shift_only_moves_the_centre_of_mass_within_the_bound():
     coords = torch.arange(40.0)
     def centre(images):
         mass = images.sum((1, 2, 3))
-        return torch.stack([(images.sum((1, 3)) * coords).sum(1) / mass, (images.sum((1, 2)) * coords).sum(1) / mass], 1)
+        return torch.stack([(images.sum((1, 3)) * coords).sum(1) / mass,
+                            (images.sum((1, 2)) * coords).sum(1) / mass], 1)
     moved = (centre(out) - centre(x)).abs()
     assert bool((moved <= 4 + 1e-3).all()) and bool((moved.sum(1) > 0.1).all())
     assert torch.allclose(out.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=1e-4)      # nothing falls off the edge

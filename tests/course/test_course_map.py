@@ -35,7 +35,8 @@ def test_title_carries_the_file_number(path):
 
 def test_readme_course_map_lists_every_notebook_once_in_order():
     readme = (ROOT / "README.md").read_text()
-    rows = re.findall(r"^\| (\d\d) \| \[(\w+)\]\(notebooks/(\d\d)_(\w+)\.ipynb\) \|.*\| ([\d.]+) min \| ([\d.]+) GB \|$",
+    rows = re.findall(r"^\| (\d\d) \| \[(\w+)\]\(notebooks/(\d\d)_(\w+)\.ipynb\) \|"
+                      r".*\| ([\d.]+) min \| ([\d.]+) GB \|$",
                       readme, flags=re.M)
     expected = [_number_and_name(path) for path in NOTEBOOKS]
     assert [(number, name) for number, name, *_ in rows] == expected
@@ -58,4 +59,5 @@ def test_exercise_keys_belong_to_their_notebooks():
         number = exercise.key.split(".")[0]
         assert number in modules, exercise.key
         notebook = next(path for path in NOTEBOOKS if path.name.startswith(number + "_"))
-        assert f'check(\\"{exercise.key}\\"' in notebook.read_text(), f"{exercise.key} is not checked in {notebook.name}"
+        assert f'check(\\"{exercise.key}\\"' in notebook.read_text(), (f"{exercise.key} is not checked in "
+                                                                        f"{notebook.name}")

@@ -3,7 +3,8 @@ geometry, the reverse renderer and the shipped generator."""
 import torch
 
 from dlviz.models import zoo
-from dlviz.course.generate import Discriminator, Generator, ReverseRenderer, load_generator, sample_quality, save_generator, train_gan, transform_digits
+from dlviz.course.generate import (Discriminator, Generator, ReverseRenderer, load_generator, sample_quality,
+                                   save_generator, train_gan, transform_digits)
 
 
 def test_generator_and_discriminator_shapes_and_range():

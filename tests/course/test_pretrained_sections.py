@@ -4,8 +4,8 @@ No ImageNet weights can be downloaded where the tests run, so each notebook's st
 skipped sections. Here the weights are stand-ins: torchvision's own architectures with random values, saved under
 the exact file names torchvision expects (``alexnet-owt-7be5be79.pth``, ...) in a temporary torch cache. The
 notebook's cells tagged ``setup`` and ``imagenet`` run in a fresh kernel, and the test asserts that the switch
-(``dlviz.course.imagenet.enabled``) said yes and that each section printed what it computed -- the "weights present" path,
-not the skip message. The notebooks' files are not modified.
+(``dlviz.course.imagenet.enabled``) said yes and that each section printed what it computed -- the "weights present"
+path, not the skip message. The notebooks' files are not modified.
 """
 import pathlib
 

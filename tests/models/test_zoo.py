@@ -176,7 +176,7 @@ def test_train_zoo_mlp_smoke(train_zoo, monkeypatch, tmp_path, mnist_test):
 
 
 def test_train_zoo_charlstm_smoke(train_zoo, monkeypatch, tmp_path, data_dir):
-    short = dlviz.data.tiny_shakespeare(root=data_dir)[:40_000]                   # a small stand-in for Tiny Shakespeare
+    short = dlviz.data.tiny_shakespeare(root=data_dir)[:40_000]  # a small stand-in for Tiny Shakespeare
     monkeypatch.setattr(dlviz.data, "tiny_shakespeare", lambda *args, **kwargs: short)
     out = tmp_path / "out"
     train_zoo.main(["charlstm_shakespeare", "--steps", "2", "--output-dir", str(out), "--device", "cpu"])

@@ -115,7 +115,8 @@ def test_every_top_level_function_and_class_has_an_example():
 
 @pytest.mark.parametrize("name", PAGES)
 def test_every_documented_function_and_class_has_an_example(name):
-    """Checked where the reference documents each object: a re-export (``dlviz.models.imagenet.imagenet``) on its home's page."""
+    """Checked where the reference documents each object: a re-export (``dlviz.models.imagenet.imagenet``) on its
+    home's page."""
     module = importlib.import_module(name)
     own = {key: obj for key, obj in public_objects(module).items() if obj.__module__ not in set(PAGES) - {name}}
     missing = sorted(f"{name}.{key}" for key, obj in own.items() if not has_example(obj))

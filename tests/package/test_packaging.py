@@ -1,4 +1,5 @@
-"""The set-up files agree with each other: pyproject, conda's environment.yml, Binder, the constraints, CI and README."""
+"""The set-up files agree with each other: pyproject, conda's environment.yml, Binder, the constraints, CI and
+README."""
 import ast
 import email.parser
 import json
@@ -218,7 +219,8 @@ def test_sdist_has_tests_licence_and_package_data(sdist):
                 "notebooks/nbval_sanitize.cfg", "docs/conf.py", "docs/index.rst", "docs/requirements.txt"}
     assert expected <= files, expected - files
     weights = {path for path in files if path.startswith("dlviz/models/weights/")}
-    assert weights == {f"dlviz/models/weights/{p.name}" for p in (ROOT / "dlviz" / "models" / "weights").iterdir() if p.is_file()}
+    assert weights == {f"dlviz/models/weights/{p.name}" for p in (ROOT / "dlviz" / "models" / "weights").iterdir()
+                       if p.is_file()}
     # the course data is downloaded, and no other project's weights travel: only the README of datasets/
     assert not [path for path in files if path.startswith("datasets/") and path != "datasets/README.md"]
     assert not [path for path in files if path.endswith((".pth", ".pt", ".ckpt"))
@@ -251,7 +253,8 @@ def test_wheel_metadata_licence_classifiers_urls_and_version(wheel):
     assert {"Operating System :: OS Independent", "Framework :: Jupyter", "Intended Audience :: Education",
             "Intended Audience :: Science/Research",
             "Topic :: Scientific/Engineering :: Artificial Intelligence"} <= classifiers
-    assert not [c for c in classifiers if c.startswith("License ::")], "the SPDX expression replaces licence classifiers"
+    assert not [c for c in classifiers if c.startswith("License ::")], ("the SPDX expression replaces licence "
+                                                                        "classifiers")
     urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL"))
     assert urls == {"Homepage": "https://github.com/dlviz/dlviz", "Documentation": "https://dlviz.readthedocs.io",
                     "Source": "https://github.com/dlviz/dlviz", "Issues": "https://github.com/dlviz/dlviz/issues"}

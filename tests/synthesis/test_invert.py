@@ -1,4 +1,5 @@
-"""dlviz.synthesis.invert: reconstructions from one layer (Mahendran & Vedaldi) on tiny models and on the course's LeNet."""
+"""dlviz.synthesis.invert: reconstructions from one layer (Mahendran & Vedaldi) on tiny models and on the course's
+LeNet."""
 import pytest
 import torch
 import torch.nn.functional as F

@@ -41,7 +41,8 @@ def test_image_grid_checks_label_count():
 
 
 def test_image_grid_of_40_digits_is_small():
-    """A notebook must stay well under 3 MB: a 40-image grid as an inline PNG takes under 150 kB even for incompressible noise (real digits: far less)."""
+    """A notebook must stay well under 3 MB: a 40-image grid as an inline PNG takes under 150 kB even for incompressible
+    noise (real digits: far less)."""
     fig = plot.image_grid(torch.rand(40, 1, 28, 28), labels=list(range(40)))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
